@@ -1,0 +1,1 @@
+"""The spendcast HTTP service (FastAPI)."""
