@@ -154,7 +154,10 @@ class Bundle:
         return self.series[ID_COL].to_list()
 
     def forecast(
-        self, ids: list[str] | None = None, horizon: int | None = None, levels: list[int] | None = None
+        self,
+        ids: list[str] | None = None,
+        horizon: int | None = None,
+        levels: list[int] | None = None,
     ) -> pl.DataFrame:
         """The pyfunc contract's output: ``unique_id, ds, mean, lo_L, hi_L``, long."""
         h = self.meta.horizon if horizon is None else horizon

@@ -229,7 +229,8 @@ def validate_panel(
     if dupes.height:
         first = dupes.row(0, named=True)
         raise PanelError(
-            f"{dupes.height} duplicated (series, month) pair(s), first {_describe_row(first, keys)}",
+            f"{dupes.height} duplicated (series, month) pair(s), "
+            f"first {_describe_row(first, keys)}",
             file=source,
             hint="aggregate duplicates (sum) before building the panel",
         )

@@ -10,7 +10,9 @@ from forecasting.schema import PanelError, PanelMeta, read_panel, validate_panel
 
 def _panel(months: int = 3, fam: tuple[str, ...] = ("a", "b")) -> pl.DataFrame:
     rows = [
-        {"famille": f, "ds": date(2020, m, 1), "y": float(m)} for f in fam for m in range(1, months + 1)
+        {"famille": f, "ds": date(2020, m, 1), "y": float(m)}
+        for f in fam
+        for m in range(1, months + 1)
     ]
     return pl.DataFrame(rows, schema={"famille": pl.String, "ds": pl.Date, "y": pl.Float64})
 
