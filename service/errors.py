@@ -1,0 +1,184 @@
+"""Domain errors and the one registry that turns every error into ``application/problem+json``.
+
+Routes raise the exceptions below (or let library errors through); they never build error
+responses themselves. Problem fields: ``type``, ``title``, ``status``, ``detail`` and, for
+validation errors, ``errors`` (a list of ``{field, message}``) plus ``field`` (the first one).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from forecasting.schema import InputError, SpendcastError
+
+__all__ = [
+    "PROBLEM_JSON",
+    "ServiceError",
+    "NotReady",
+    "Unauthorized",
+    "AuthNotConfigured",
+    "UnknownSeries",
+    "InvalidParameter",
+    "PayloadTooLarge",
+    "ReloadFailed",
+    "problem",
+    "register_error_handlers",
+]
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE = "https://spendcast.example/problems/"
+log = logging.getLogger("spendcast.service")
+
+
+class ServiceError(Exception):
+    """A domain error with its HTTP status and problem ``type`` slug."""
+
+    status: int = 400
+    slug: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class NotReady(ServiceError):
+    """No model is loaded yet."""
+
+    status, slug, title = 503, "not-ready", "Model not loaded"
+
+
+class Unauthorized(ServiceError):
+    """Missing or wrong API key."""
+
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"WWW-Authenticate": "Bearer"}
+
+
+class AuthNotConfigured(Unauthorized):
+    """The server has no API key configured: write endpoints refuse every request."""
+
+    slug, title = "auth-not-configured", "No API key configured"
+
+
+class UnknownSeries(ServiceError):
+    """A ``unique_id`` the model does not know."""
+
+    status, slug, title = 404, "unknown-series", "Unknown series"
+
+
+class InvalidParameter(ServiceError):
+    """A well-formed parameter whose value the model cannot serve (horizon, level, year)."""
+
+    status, slug, title = 422, "invalid-parameter", "Invalid parameter"
+
+
+class PayloadTooLarge(ServiceError):
+    """A request body over ``SPENDCAST_MAX_BODY_BYTES``."""
+
+    status, slug, title = 413, "payload-too-large", "Payload too large"
+
+
+class ReloadFailed(ServiceError):
+    """The model store could not give a model; the previous model keeps serving."""
+
+    status, slug, title = 503, "reload-failed", "Model reload failed"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem+json response."""
+    body = {"type": _TYPE + slug, "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    extra = dict(exc.extra)
+    if exc.field:
+        extra["field"] = exc.field
+    return problem(
+        exc.status, exc.title, exc.detail, slug=exc.slug, headers=exc.headers or None, **extra
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field_name(e.get("loc", ())), "message": str(e.get("msg", ""))}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    return problem(
+        422,
+        "Validation error",
+        f"{first['field']}: {first['message']}",
+        slug="validation-error",
+        field=first["field"],
+        errors=errors,
+    )
+
+
+async def _input_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InputError)
+    extra: dict[str, Any] = {"field": exc.column} if exc.column else {}
+    if exc.hint:
+        extra["hint"] = exc.hint
+    return problem(422, "Invalid input", exc.message, slug="invalid-input", **extra)
+
+
+async def _spendcast_error(_: Request, exc: Exception) -> JSONResponse:
+    return problem(500, "Model error", str(exc), slug="model-error")
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+    return problem(
+        exc.status_code,
+        titles.get(exc.status_code, "HTTP error"),
+        str(exc.detail),
+        slug={404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+            exc.status_code, "http-error"
+        ),
+        headers=dict(exc.headers) if exc.headers else None,
+    )
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "Internal error", "an unexpected error occurred", slug="internal")
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Map every error the service can raise to problem+json (the one registry)."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(SpendcastError, _spendcast_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,263 @@
+"""Request and response bodies of the HTTP API (pydantic), split by role."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Health",
+    "Readiness",
+    "ModelPublic",
+    "SeriesPublic",
+    "SeriesList",
+    "Interval",
+    "ForecastSeries",
+    "ForecastRequest",
+    "ForecastColumns",
+    "ProjectionMonth",
+    "TotalInterval",
+    "AnnualProjectionPublic",
+    "Observation",
+    "DetectRequest",
+    "Verdict",
+    "DetectResponse",
+    "StoredResult",
+    "StoredResults",
+    "HistoricalResults",
+    "ReloadResult",
+    "Status",
+    "Level",
+]
+
+Level = Annotated[int, Field(ge=1, le=99, description="Interval level in percent.")]
+Status = Literal["ANOMALY", "EXPECTED", "INSUFFICIENT_DATA", "OUT_OF_HORIZON", "UNKNOWN_SERIES"]
+SeriesId = Annotated[
+    str, Field(min_length=1, max_length=512, examples=["total/pharmacie/officine"])
+]
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    """Readiness: ``degraded`` when the model came from the local cache."""
+
+    status: Literal["ready", "degraded"]
+    reason: str | None = None
+    model_uri: str
+    model_version: str | None = None
+    loaded_at: dt.datetime
+
+
+class ModelPublic(BaseModel):
+    """What the served model is and how well it backtested."""
+
+    uri: str
+    name: str | None
+    version: str | None
+    alias: str | None
+    run_id: str | None
+    from_cache: bool
+    trained_at: str
+    first_ds: str
+    last_ds: str
+    horizon: int
+    levels: list[int]
+    hierarchy: list[str]
+    measure: str
+    basis: str
+    source: str
+    reconciliation: str
+    primary_metric: str
+    models: list[str]
+    n_series: int
+    metrics: dict[str, float]
+
+
+class SeriesPublic(BaseModel):
+    """One series of the model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    unique_id: str
+    level: str | None = None
+    parent: str | None = None
+    last_ds: dt.date | None = None
+    model: str | None = None
+    mase: float | None = None
+    smape: float | None = None
+    fallback_reason: str | None = None
+    coverage: dict[str, float | None] = Field(
+        default_factory=dict, description="Backtest interval coverage by level ('80': 0.81)."
+    )
+
+
+class SeriesList(BaseModel):
+    """Every series of the model."""
+
+    count: int
+    series: list[SeriesPublic]
+
+
+class Interval(BaseModel):
+    """Bounds at one level, one value per month."""
+
+    level: int
+    lo: list[float | None]
+    hi: list[float | None]
+
+
+class ForecastSeries(BaseModel):
+    """Forecast of one series: months, point forecasts and intervals."""
+
+    unique_id: str
+    model_version: str
+    ds: list[dt.date]
+    mean: list[float | None]
+    intervals: list[Interval]
+
+
+class ForecastRequest(BaseModel):
+    """Many series at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unique_ids: list[SeriesId] = Field(min_length=1, max_length=10_000)
+    horizon: int | None = Field(None, ge=1, description="Months ahead (default: trained).")
+    levels: list[Level] | None = Field(None, description="Default: every trained level.")
+
+
+class ForecastColumns(BaseModel):
+    """Columnar forecast: equal-length arrays, one element per (series, month)."""
+
+    model_version: str
+    horizon: int
+    levels: list[int]
+    unique_id: list[str]
+    ds: list[dt.date]
+    mean: list[float | None]
+    lo: dict[str, list[float | None]] = Field(description="Lower bounds by level ('80': [...]).")
+    hi: dict[str, list[float | None]] = Field(description="Upper bounds by level ('80': [...]).")
+
+
+class ProjectionMonth(BaseModel):
+    """One month of an annual projection."""
+
+    ds: dt.date
+    value: float
+    source: Literal["observed", "projected"]
+    lo: float | None = None
+    hi: float | None = None
+
+
+class TotalInterval(BaseModel):
+    """Interval of the annual total at one level."""
+
+    level: int
+    lo: float
+    hi: float
+
+
+class AnnualProjectionPublic(BaseModel):
+    """A calendar year's total: observed months plus projected months."""
+
+    unique_id: str
+    year: int
+    model_version: str
+    complete: bool = Field(description="True when every month is observed (no projection).")
+    months_observed: int
+    months_projected: int
+    observed_total: float
+    projected_total: float
+    total: float
+    intervals: list[TotalInterval]
+    budget: float | None = None
+    prob_over_budget: float | None = Field(None, description="P(total > budget).")
+    months: list[ProjectionMonth]
+
+
+class Observation(BaseModel):
+    """One observed monthly value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unique_id: SeriesId
+    ds: dt.date = Field(description="The month (any day of it; the first is stored).")
+    y: float = Field(allow_inf_nan=False, description="The observed amount.")
+
+
+class DetectRequest(BaseModel):
+    """Observations to judge (at most 10,000)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    observations: list[Observation] = Field(min_length=1, max_length=10_000)
+    level: Level = 99
+
+
+class Verdict(BaseModel):
+    """The judgement of one observation."""
+
+    unique_id: str
+    ds: dt.date
+    y: float
+    status: Status
+    level: int
+    expected: float | None = None
+    lo: float | None = None
+    hi: float | None = None
+    is_anomaly: bool
+    direction: Literal["above", "below"] | None = None
+    score: float | None = Field(
+        None, description="Two-sided tail probability in [0, 1]: small = surprising."
+    )
+    revision: int | None = Field(None, description="Stored revision of this (series, month).")
+    new: bool | None = Field(None, description="False when this exact value was stored before.")
+
+
+class DetectResponse(BaseModel):
+    """Judgements, in the order of the observations."""
+
+    model_version: str
+    level: int
+    n_anomalies: int
+    results: list[Verdict]
+
+
+class StoredResult(Verdict):
+    """A stored judgement."""
+
+    model_version: str
+    received_at: dt.datetime
+    judged_at: dt.datetime
+
+
+class StoredResults(BaseModel):
+    """Stored judgements, oldest month first."""
+
+    count: int
+    results: list[StoredResult]
+
+
+class HistoricalResults(BaseModel):
+    """In-sample flags over the training data."""
+
+    unique_id: str | None
+    level: int
+    count: int
+    n_anomalies: int
+    results: list[Verdict]
+
+
+class ReloadResult(BaseModel):
+    """The model served after a reload."""
+
+    previous_version: str | None
+    model: ModelPublic
+    load_seconds: float

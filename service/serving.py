@@ -1,0 +1,106 @@
+"""The model in memory: precomputed per-series lookups and an atomic holder for reloads.
+
+A :class:`ServedModel` is built once per load (``index_bundle``: a dict of id -> numpy
+arrays) so that a forecast request costs O(horizon). :class:`ModelHolder` swaps models by
+rebinding one attribute: a request takes the current model once, at its start, and finishes
+on it even if a reload swaps in another meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from forecasting.anomalies import SeriesForecast, index_bundle
+from forecasting.bundle import Bundle
+
+__all__ = ["LoadedModelLike", "Loader", "ServedModel", "ModelHolder", "default_loader"]
+
+
+class LoadedModelLike(Protocol):
+    """What ``forecasting.tracking.load_model`` returns (``LoadedModel``)."""
+
+    bundle: Bundle
+    uri: str
+    name: str | None
+    version: str | None
+    alias: str | None
+    run_id: str | None
+    from_cache: bool
+    reason: str | None
+
+
+Loader = Callable[[str, Path | None], LoadedModelLike]
+
+
+def default_loader(uri: str, cache_dir: Path | None) -> LoadedModelLike:
+    """Load with ``forecasting.tracking.load_model`` (imported lazily: it pulls mlflow)."""
+    from forecasting.tracking import load_model
+
+    return load_model(uri, cache_dir=cache_dir)
+
+
+@dataclass
+class ServedModel:
+    """A loaded model and its lookups."""
+
+    loaded: LoadedModelLike
+    lookup: dict[str, SeriesForecast]
+    loaded_at: dt.datetime
+    load_seconds: float
+    series_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, loaded: LoadedModelLike, load_seconds: float = 0.0) -> ServedModel:
+        """Index a loaded bundle."""
+        bundle = loaded.bundle
+        return cls(
+            loaded=loaded,
+            lookup=index_bundle(bundle),
+            loaded_at=dt.datetime.now(dt.UTC),
+            load_seconds=load_seconds,
+            series_rows=bundle.series.to_dicts(),
+        )
+
+    @property
+    def bundle(self) -> Bundle:
+        return self.loaded.bundle
+
+    @property
+    def version_label(self) -> str:
+        """``name/version`` or the URI: how results remember which model judged them."""
+        m = self.loaded
+        if m.name and m.version:
+            return f"{m.name}/{m.version}"
+        return m.run_id or m.uri
+
+
+class ModelHolder:
+    """Holds the current :class:`ServedModel`; reloads are serialized and swap atomically."""
+
+    def __init__(self, loader: Loader, uri: str, cache_dir: Path | None) -> None:
+        self.loader = loader
+        self.uri = uri
+        self.cache_dir = cache_dir
+        self.current: ServedModel | None = None
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> ServedModel:
+        """Load the model named by ``uri`` and swap it in; raises if loading fails."""
+        with self._lock:
+            t0 = time.perf_counter()
+            try:
+                loaded = self.loader(self.uri, self.cache_dir)
+                served = ServedModel.build(loaded, time.perf_counter() - t0)
+            except Exception as exc:
+                self.last_error = str(exc)
+                raise
+            self.current = served  # the swap: one rebinding
+            self.last_error = None
+            return served

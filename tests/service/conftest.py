@@ -1,0 +1,121 @@
+"""Fixtures: databases (SQLite and PostgreSQL), the synthetic model, ready app clients."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from service.config import Settings
+from service.main import create_app
+from tests.service.synthetic import FakeLoaded, make_bundle
+
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def pg_reachable() -> str | None:
+    """None when PostgreSQL answers, else why not."""
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2):
+            return None
+    except Exception as exc:  # any failure means: skip with the reason
+        return f"PostgreSQL at 127.0.0.1:5432/test unreachable: {exc}"
+
+
+@pytest.fixture(scope="session")
+def synthetic_bundle():
+    return make_bundle(seed=0)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path) -> Iterator[tuple[str, str | None]]:
+    """``(url, schema)`` of an empty store; PostgreSQL uses a unique schema, dropped after."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}", None
+        return
+    why = pg_reachable()
+    if why:
+        pytest.skip(why)
+    schema = f"spendcast_test_{uuid.uuid4().hex[:12]}"
+    yield PG_URL, schema
+    from service.store import Store
+
+    store = Store(PG_URL, schema=schema)
+    store.drop()
+    store.dispose()
+
+
+def wait_ready(client: TestClient, timeout: float = 10) -> dict[str, Any]:
+    """Poll /readyz until 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get("/readyz")
+        if r.status_code == 200:
+            return r.json()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not ready after {timeout}s: {r.text}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_client(tmp_path, synthetic_bundle) -> Iterator[Callable[..., TestClient]]:
+    """``make_client(loader=None, db=None, ready=True, **settings)`` -> a started TestClient."""
+    stack: list[Any] = []
+
+    def factory(
+        *,
+        loader: Callable[..., Any] | None = None,
+        db: tuple[str, str | None] | None = None,
+        ready: bool = True,
+        retry_seconds: float = 0.2,
+        **overrides: Any,
+    ) -> TestClient:
+        url, schema = db or (f"sqlite:///{tmp_path / f'store{len(stack)}.db'}", None)
+        values: dict[str, Any] = {
+            "database_url": url,
+            "database_schema": schema,
+            "api_keys": SecretStr(f"other-key,{KEY}"),
+            "cache_dir": tmp_path / "cache",
+            "model_uri": "models:/synthetic@champion",
+            "log_level": "WARNING",
+        }
+        values.update(overrides)
+        settings = Settings(**values)
+        app = create_app(
+            settings,
+            loader=loader or (lambda uri, cache_dir: FakeLoaded(synthetic_bundle, uri=uri)),
+            retry_seconds=retry_seconds,
+        )
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        stack.append(client)
+        if ready:
+            wait_ready(client)
+        return client
+
+    yield factory
+    for c in reversed(stack):
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+@contextmanager
+def started(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
