@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from pydantic import SecretStr
 
 from service.config import Settings
 from service.main import create_app
-from tests.service.synthetic import FakeLoaded, make_bundle
+from tests.service.synthetic import fake_loader, make_bundle
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY = "test-key-0123456789"
@@ -28,7 +27,9 @@ def pg_reachable() -> str | None:
     try:
         import psycopg
 
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2):
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2
+        ):
             return None
     except Exception as exc:  # any failure means: skip with the reason
         return f"PostgreSQL at 127.0.0.1:5432/test unreachable: {exc}"
@@ -95,7 +96,7 @@ def make_client(tmp_path, synthetic_bundle) -> Iterator[Callable[..., TestClient
         settings = Settings(**values)
         app = create_app(
             settings,
-            loader=loader or (lambda uri, cache_dir: FakeLoaded(synthetic_bundle, uri=uri)),
+            loader=loader or (fake_loader(synthetic_bundle)),
             retry_seconds=retry_seconds,
         )
         client = TestClient(app, raise_server_exceptions=False)

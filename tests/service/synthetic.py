@@ -32,8 +32,10 @@ class FakeLoaded:
 
 
 def _months(start: dt.date, n: int) -> list[dt.date]:
-    return [dt.date(start.year + (start.month - 1 + i) // 12, (start.month - 1 + i) % 12 + 1, 1)
-            for i in range(n)]
+    return [
+        dt.date(start.year + (start.month - 1 + i) // 12, (start.month - 1 + i) % 12 + 1, 1)
+        for i in range(n)
+    ]
 
 
 def make_bundle(
@@ -58,8 +60,9 @@ def make_bundle(
     base = {b: 1000.0 * (i + 1) for i, b in enumerate(BOTTOM)}
     y = {b: base[b] * season[:n_hist] + rng.normal(0, 20, n_hist) for b in BOTTOM}
     mean = {b: base[b] * season[n_hist:] for b in BOTTOM}
-    paths = {b: mean[b] + rng.normal(0, 30 * (i + 1), (n_paths, horizon)) for i, b in
-             enumerate(BOTTOM)}
+    paths = {
+        b: mean[b] + rng.normal(0, 30 * (i + 1), (n_paths, horizon)) for i, b in enumerate(BOTTOM)
+    }
     children = {"total/a": BOTTOM[:2], "total/b": BOTTOM[2:], "total": BOTTOM}
     for parent, kids in children.items():
         y[parent] = sum(y[k] for k in kids)
@@ -118,8 +121,14 @@ def make_bundle(
         paths=np.stack([paths[u] for u in IDS]).astype(np.float32),
         insample=pl.concat(ins_rows),
         backtest=pl.DataFrame(
-            schema={"unique_id": pl.String, "ds": pl.Date, "cutoff": pl.Date, "h": pl.Int64,
-                    "y": pl.Float64, "yhat": pl.Float64}
+            schema={
+                "unique_id": pl.String,
+                "ds": pl.Date,
+                "cutoff": pl.Date,
+                "h": pl.Int64,
+                "y": pl.Float64,
+                "yhat": pl.Float64,
+            }
         ),
     )
 
@@ -127,3 +136,12 @@ def make_bundle(
 def save_and_reload(bundle: Bundle, tmp: Path) -> Bundle:
     """Round-trip through the bundle files (float32 paths, parquet dtypes)."""
     return Bundle.load(bundle.save(tmp / "bundle"))
+
+
+def fake_loader(bundle: Bundle, **fields: object):
+    """A ``(uri, cache_dir) -> FakeLoaded`` loader serving ``bundle``."""
+
+    def load(uri: str, cache_dir: Path | None) -> FakeLoaded:
+        return FakeLoaded(bundle, uri=uri, **fields)  # type: ignore[arg-type]
+
+    return load

@@ -21,7 +21,9 @@ def test_request_id_round_trip(client):
     r = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
     r = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"})
-    assert r.headers["x-request-id"] != "bad id with spaces" and len(r.headers["x-request-id"]) == 32
+    assert (
+        r.headers["x-request-id"] != "bad id with spaces" and len(r.headers["x-request-id"]) == 32
+    )
 
 
 def test_model_and_series(client, synthetic_bundle):
@@ -37,9 +39,7 @@ def test_model_and_series(client, synthetic_bundle):
 
 
 def test_forecast_matches_bundle(client, synthetic_bundle):
-    r = client.get(
-        "/v1/forecast", params={"unique_id": "total/a", "horizon": 5, "level": [80, 99]}
-    )
+    r = client.get("/v1/forecast", params={"unique_id": "total/a", "horizon": 5, "level": [80, 99]})
     assert r.status_code == 200, r.text
     body = r.json()
     expected = synthetic_bundle.forecast(["total/a"], 5, [80, 99])
@@ -153,9 +153,9 @@ def test_historical_flags(client, synthetic_bundle):
 
 def test_detect_statuses_and_storage(make_client, synthetic_bundle):
     short = make_bundle(seed=0, short="total/b/z")
-    from tests.service.synthetic import FakeLoaded
+    from tests.service.synthetic import fake_loader
 
-    client = make_client(loader=lambda uri, cache_dir: FakeLoaded(short, uri=uri))
+    client = make_client(loader=fake_loader(short))
     fc = synthetic_bundle.forecast(["total/a/x"], 12, [99])
     first = fc.row(0, named=True)
     obs = [
@@ -211,8 +211,7 @@ def test_metrics_exposition(client):
     client.get("/v1/forecast", params={"unique_id": "missing"})
     text = client.get("/metrics").text
     assert (
-        'spendcast_http_requests_total{method="GET",route="/v1/forecast",status="200"} 1.0'
-        in text
+        'spendcast_http_requests_total{method="GET",route="/v1/forecast",status="200"} 1.0' in text
     )
     assert 'route="/v1/forecast",status="404"' in text
     assert "spendcast_http_request_duration_seconds_bucket" in text
