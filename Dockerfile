@@ -1,0 +1,30 @@
+# spendcast API image: multi-stage, slim Python 3.11, non-root, configured by environment.
+#   docker build -t spendcast .
+#   docker run -p 8000:8000 -e SPENDCAST_API_KEYS=... -e MLFLOW_TRACKING_URI=... spendcast
+
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY forecasting/ forecasting/
+COPY service/ service/
+RUN python -m venv /opt/venv
+RUN /opt/venv/bin/pip install .
+
+FROM python:3.11-slim AS runtime
+RUN useradd --create-home --uid 10001 spendcast && mkdir -p /data && chown spendcast /data
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    UVICORN_PORT=8000 \
+    SPENDCAST_MODEL_URI=models:/spendcast@champion \
+    SPENDCAST_DATABASE_URL=sqlite:////data/spendcast.db \
+    SPENDCAST_CACHE_DIR=/data/model-cache \
+    MLFLOW_TRACKING_URI=sqlite:////data/mlflow.db
+WORKDIR /data
+USER spendcast
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-m", "service.healthcheck"]
+CMD ["python", "-m", "uvicorn", "service.main:app", "--host", "0.0.0.0", "--proxy-headers"]
