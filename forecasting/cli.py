@@ -119,5 +119,41 @@ def ingest(
     out.print(report.summary_table())
 
 
+# --------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model URI (default: SPENDCAST_MODEL_URI or models:/spendcast@champion)."
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the HTTP API (uvicorn, service.main) on the model named by --model."""
+    import uvicorn
+    from rich.table import Table
+
+    from service.config import get_settings
+    from service.main import create_app
+
+    settings = get_settings()
+    if model:
+        settings = settings.model_copy(update={"model_uri": model})
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    table = Table(title="spendcast serve", show_header=False)
+    table.add_row("model", settings.model_uri)
+    table.add_row("database", settings.database_url.split("@")[-1])
+    table.add_row("API docs", f"{base}/docs")
+    table.add_row("ready", f"{base}/readyz")
+    table.add_row("API keys", f"{len(settings.keys)} configured (SPENDCAST_API_KEYS)")
+    out.print(table)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
 def main() -> None:  # pragma: no cover - console entry point helper
     app()
