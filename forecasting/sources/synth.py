@@ -116,12 +116,13 @@ def _lag_shares() -> tuple[float, ...]:
 LAG_SHARES: tuple[float, ...] = _lag_shares()
 """Paid share of a care month by processing lag 0..24 (sums to 1)."""
 
-_CHUNK_ROWS = 500_000
-_BLOCK_ROWS = 250_000
+_CHUNK_ROWS = 300_000
+_BLOCK_ROWS = 150_000
+_WEIGHT_LEVELS = np.array([0.25, 0.5, 0.75, 1.0, 1.0, 1.5, 2.0, 2.0, 3.0, 4.0, 6.0, 10.0])
 _NEGATIVE_ROW_SHARE = 0.15
 _NEGATIVE_AMOUNT_SHARE = 0.02
 _REF_MONTH = 2024 * 12  # January 2024: calibration month
-_REF_TOTAL_EUR = 13.0e9 * (1.0 - UNKNOWN_CARE_SHARE)  # complete care month, all categories
+_REF_TOTAL_EUR = 13.0e9 * (1.0 - UNKNOWN_CARE_SHARE)  # complete care month Jan 2024, all categories
 _SEASON = np.array([1.02, 0.99, 1.03, 1.0, 0.98, 1.0, 0.97, 0.84, 1.0, 1.04, 1.0, 0.92])
 _GP_FEES = ((2017 * 12 + 4, 25.0), (2023 * 12 + 10, 26.5), (2024 * 12 + 11, 30.0))
 _COVID = {2020 * 12 + 2: 0.80, 2020 * 12 + 3: 0.62, 2020 * 12 + 4: 0.86, 2020 * 12 + 5: 0.97}
@@ -585,7 +586,8 @@ def _chunk_rows(
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     block_of_row = np.repeat(np.arange(len(idx)), sizes)
     m = int(sizes.sum())
-    weights = rng.gamma(2.0, 1.0, m) + 1e-3
+    # row weights from a few levels: amounts repeat within a cell, as real prices do
+    weights = _WEIGHT_LEVELS[rng.integers(0, len(_WEIGHT_LEVELS), m)]
     top = np.zeros(m, dtype=np.int64)
     if with_scope:
         u = rng.random(m)
