@@ -20,8 +20,19 @@ in integer cents, so that a file's sums equal the truth x lag shares exactly to 
 
 Files are generated and written in chunks (memory does not grow with ``rows_per_month``),
 deterministically for a given seed. Beside the monthly files the generator writes
-``truth.parquet`` (complete amounts by care month per bottom category), ``lags.csv`` (lag
-in months, paid share) and ``anomalies.csv`` (the injected anomalies).
+``truth.parquet`` (complete amounts by care month per bottom category, anomalies included:
+``famille``, ``executant`` -- ``serie`` for the legacy format --, ``ds``, ``y_reimbursed``,
+``y_presented``, ``y_acts``, from 24 months before ``start`` to ``end``), ``lags.csv``
+(lag in months, paid share) and ``anomalies.csv`` (``unique_id``, ``ds``, ``basis``,
+``factor``).
+
+Row codes: PRS_NAT is drawn among the codes of the row's famille (Jan-2024 frequencies),
+PSE_ACT_SNDS / PSE_SPE_SNDS identify the executant, so that
+:func:`forecasting.sources.codes.famille_expr` and ``executant_expr`` give back the
+category; the other code columns follow their Jan-2024 frequencies, with TOP_PS5_TRG
+(1: 55 %, 9: 41 %, 0: 4 % of rows; ~95 % of the amount in 1, as in A202501) driving the
+"unknown" codes of CPT_ENV_TYP, BEN_CMU_TOP, EXO_MTF, MTM_NAT, PRS_REM_TYP, DRG_AFF_NAT and
+ETE_IND_TAA on the rows outside the monthly statistic.
 """
 
 from __future__ import annotations

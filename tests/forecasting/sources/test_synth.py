@@ -204,6 +204,7 @@ def _bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix != ".parquet"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", synth.FORMATS)
 def test_deterministic_for_a_seed(tmp_path: Path, fmt: str) -> None:
     kw = {"start": "2016-07", "end": "2016-08", "rows_per_month": 3_000, "fmt": fmt}
@@ -266,6 +267,7 @@ def test_anomalies_file(small_run: synth.SynthReport) -> None:
     assert (anomalies["factor"].cast(pl.Float64) != 1.0).all()
 
 
+@pytest.mark.slow
 def test_anomaly_changes_truth(tmp_path: Path) -> None:
     """The anomaly multiplies one category's care month: compare with a neighbour."""
     report = synth.generate(tmp_path, start="2018-01", end="2019-12", rows_per_month=1_000)
@@ -286,6 +288,7 @@ def test_anomaly_changes_truth(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- memory
 
 
+@pytest.mark.slow
 def test_memory_does_not_grow_with_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(synth, "_CHUNK_ROWS", 20_000)
     monkeypatch.setattr(synth, "_BLOCK_ROWS", 10_000)
@@ -342,6 +345,46 @@ def test_lag_allocation_is_exact(totals: list[int]) -> None:
     assert (alloc >= 0).all()
     expected = arr[:, None] * np.asarray(synth.LAG_SHARES)
     assert (np.abs(alloc - expected) <= 1.0 + 1e-6 * expected).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=10**11),
+            st.integers(min_value=0, max_value=10**9),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.integers(min_value=1, max_value=3_000),
+    st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_rows_split_cells_exactly(cells: list[tuple[int, int]], n_rows: int, seed: int) -> None:
+    """Every cell gets rows, row amounts add up to the cell to the cent, no row is lost."""
+    n = len(cells)
+    rem = np.asarray([c[0] for c in cells], dtype=np.int64)
+    acts = np.asarray([c[1] for c in cells], dtype=np.int64)
+    blocks = synth._blocks(np.arange(n), np.zeros(n, dtype=np.int64), rem, rem * 2, acts, n_rows)
+    assert int(blocks.rows.sum()) == max(n_rows, n)
+    assert (blocks.rows >= 1).all()
+    rng = np.random.default_rng(seed)
+    got = {
+        "rem": np.zeros(n, np.int64),
+        "pai": np.zeros(n, np.int64),
+        "acts": np.zeros(n, np.int64),
+    }
+    rows = 0
+    for idx in synth._chunks(blocks):
+        amounts, block_of_row, _ = synth._chunk_rows(blocks, idx, rng, with_scope=True)
+        rows += len(block_of_row)
+        for key, values in amounts.items():
+            np.add.at(got[key], blocks.cat[idx][block_of_row], values)
+        neg = blocks.negative[idx][block_of_row]
+        assert (amounts["rem"][neg] <= 0).all() and (amounts["rem"][~neg] >= 0).all()
+    assert rows == max(n_rows, n)
+    assert (got["rem"] == rem).all() and (got["pai"] == rem * 2).all()
+    assert (got["acts"] == acts).all()
 
 
 def test_lag_shares_follow_domain() -> None:
