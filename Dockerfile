@@ -27,4 +27,4 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "service.healthcheck"]
-CMD ["python", "-m", "uvicorn", "service.main:app", "--host", "0.0.0.0", "--proxy-headers"]
+CMD ["python", "-m", "uvicorn", "service.main:app", "--host", "0.0.0.0", "--proxy-headers", "--no-access-log"]

@@ -152,7 +152,7 @@ def serve(
     table.add_row("ready", f"{base}/readyz")
     table.add_row("API keys", f"{len(settings.keys)} configured (SPENDCAST_API_KEYS)")
     out.print(table)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point helper

@@ -9,6 +9,8 @@ on it even if a reload swaps in another meanwhile.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -16,10 +18,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from forecasting.anomalies import SeriesForecast, index_bundle
 from forecasting.bundle import Bundle
 
-__all__ = ["LoadedModelLike", "Loader", "ServedModel", "ModelHolder", "default_loader"]
+__all__ = [
+    "LoadedModelLike",
+    "Loader",
+    "ServedModel",
+    "ModelHolder",
+    "default_loader",
+    "clean",
+]
+
+_CACHE_MAX = 50_000
+
+
+def clean(values: Any) -> list[float | None]:
+    """Floats for JSON: NaN and infinities become ``null``."""
+    arr = np.asarray(values, dtype=np.float64)
+    if np.isfinite(arr).all():
+        return arr.tolist()  # type: ignore[no-any-return]
+    return [v if math.isfinite(v) else None for v in arr.tolist()]
 
 
 class LoadedModelLike(Protocol):
@@ -54,6 +75,7 @@ class ServedModel:
     loaded_at: dt.datetime
     load_seconds: float
     series_rows: list[dict[str, Any]] = field(default_factory=list)
+    _payloads: dict[tuple[str, int, tuple[int, ...]], bytes] = field(default_factory=dict)
 
     @classmethod
     def build(cls, loaded: LoadedModelLike, load_seconds: float = 0.0) -> ServedModel:
@@ -78,6 +100,33 @@ class ServedModel:
         if m.name and m.version:
             return f"{m.name}/{m.version}"
         return m.run_id or m.uri
+
+    def forecast_json(self, unique_id: str, horizon: int, levels: tuple[int, ...]) -> bytes:
+        """The ``ForecastSeries`` JSON of one series, serialized once and then reused."""
+        key = (unique_id, horizon, levels)
+        hit = self._payloads.get(key)
+        if hit is not None:
+            return hit
+        s = self.lookup[unique_id]
+        body = {
+            "unique_id": unique_id,
+            "model_version": self.version_label,
+            "ds": [d.isoformat() for d in s.ds[:horizon]],
+            "mean": clean(s.mean[:horizon]),
+            "intervals": [
+                {
+                    "level": lv,
+                    "lo": clean(s.bounds[lv][0][:horizon]),
+                    "hi": clean(s.bounds[lv][1][:horizon]),
+                }
+                for lv in levels
+            ],
+        }
+        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        if len(self._payloads) >= _CACHE_MAX:
+            self._payloads.clear()
+        self._payloads[key] = data
+        return data
 
 
 class ModelHolder:

@@ -5,22 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 from forecasting.anomalies import SeriesForecast
 from service.errors import InvalidParameter, UnknownSeries
 from service.schemas import ModelPublic
-from service.serving import ServedModel
+from service.serving import ServedModel, clean
 
 __all__ = ["series_of", "check_horizon", "check_levels", "model_public", "clean"]
-
-
-def clean(values: Sequence[float] | np.ndarray) -> list[float | None]:
-    """Floats for JSON: NaN and infinities become ``null``."""
-    arr = np.asarray(values, dtype=np.float64)
-    if np.isfinite(arr).all():
-        return arr.tolist()  # type: ignore[no-any-return]
-    return [v if math.isfinite(v) else None for v in arr.tolist()]
 
 
 def series_of(model: ServedModel, unique_id: str) -> SeriesForecast:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from service.api.common import check_horizon, check_levels, clean, series_of
 from service.api.deps import ModelDep
 from service.errors import UnknownSeries
-from service.schemas import ForecastColumns, ForecastRequest, ForecastSeries, Interval
+from service.schemas import ForecastColumns, ForecastRequest, ForecastSeries
 from service.serving import ServedModel
 
 __all__ = ["router", "CSV_DOC"]
@@ -62,20 +62,12 @@ async def get_forecast(
     format: Literal["json", "csv"] = Query("json", description="`csv` for a spreadsheet."),
 ) -> ForecastSeries | Response:
     """Point forecast and intervals for one series, month by month."""
-    s = series_of(model, unique_id)
+    series_of(model, unique_id)
     h, levels = check_horizon(model, horizon), check_levels(model, level)
     if format == "csv":
         return _csv(model, [unique_id], h, levels)
-    return ForecastSeries(
-        unique_id=unique_id,
-        model_version=model.version_label,
-        ds=s.ds[:h],
-        mean=clean(s.mean[:h]),
-        intervals=[
-            Interval(level=lv, lo=clean(s.bounds[lv][0][:h]), hi=clean(s.bounds[lv][1][:h]))
-            for lv in levels
-        ],
-    )
+    payload = model.forecast_json(unique_id, h, tuple(levels))  # a ForecastSeries
+    return Response(payload, media_type="application/json")
 
 
 @router.post(
