@@ -169,33 +169,50 @@ def normalize_code(col: str | pl.Expr) -> pl.Expr:
     return pl.when(expr.is_null()).then(None).when(text == "").then(pl.lit("0")).otherwise(text)
 
 
+def _variants(mapping: dict[str, str]) -> dict[str, str]:
+    """The mapping with keys zero-padded up to 5 digits too (``"1"`` -> ``"01"``, ``"001"``...)."""
+    return {
+        v: val for key, val in mapping.items() for v in {key, *(key.zfill(w) for w in (2, 3, 4, 5))}
+    }
+
+
+def _text(col: str) -> pl.Expr:
+    return pl.col(col).cast(pl.String)
+
+
 @cache
-def _prs_maps() -> tuple[dict[str, str], list[str]]:
+def _prs_maps() -> tuple[dict[str, str], list[str], list[str]]:
     t = _prs_table()
-    fixed = dict(zip(t["prs_nat"].to_list(), t["famille"].to_list(), strict=True))
+    fixed = _variants(dict(zip(t["prs_nat"].to_list(), t["famille"].to_list(), strict=True)))
     split = t.filter(pl.col("by_specialty"))["prs_nat"].to_list()
-    return fixed, split
+    split_variants = sorted(_variants(dict.fromkeys(split, "")))
+    gp_variants = sorted(_variants(dict.fromkeys(GP_SPECIALTIES, "")))
+    return fixed, split_variants, gp_variants
 
 
 def famille_expr(prs_col: str = "PRS_NAT", spe_col: str = "PSE_SPE_SNDS") -> pl.Expr:
     """The famille slug of each row, from its PRS_NAT code (and specialty for consultations).
 
+    Codes are matched as text, with or without leading zeros (``"1111"``, ``"01"``);
+    integer columns are cast to text. No Python function runs per row: the expression is a
+    literal mapping (``replace_strict``) and works in lazy, streaming queries.
+
     Args:
-        prs_col: the PRS_NAT column (text such as ``"1111"``; integers are accepted).
+        prs_col: the PRS_NAT column.
         spe_col: the executant specialty column (PSE_SPE_SNDS), used only for consultation
             and visit codes: general practice -> ``generalistes``, anything else ->
             ``specialistes``.
 
     Returns:
-        A String expression; unmapped or null PRS_NAT -> :data:`UNKNOWN`.
+        A String expression named ``famille``; unmapped or null PRS_NAT -> :data:`UNKNOWN`.
     """
-    fixed, split = _prs_maps()
-    code = normalize_code(prs_col)
+    fixed, split, gp = _prs_maps()
+    code = _text(prs_col)
     base = code.replace_strict(fixed, default=pl.lit(UNKNOWN), return_dtype=pl.String)
-    is_gp = normalize_code(spe_col).is_in(list(GP_SPECIALTIES)).fill_null(False)
+    is_gp_consultation = code.is_in(split) & _text(spe_col).is_in(gp)
     return (
-        pl.when(code.is_in(split).fill_null(False))
-        .then(pl.when(is_gp).then(pl.lit("generalistes")).otherwise(pl.lit("specialistes")))
+        pl.when(is_gp_consultation.fill_null(False))
+        .then(pl.lit("generalistes"))
         .otherwise(base)
         .alias("famille")
     )
@@ -206,15 +223,15 @@ def _slug_maps() -> tuple[dict[str, str], dict[str, str]]:
     spe = specialties().filter(~pl.col("code").is_in(list(NON_MEDICAL_SPECIALTIES)))
     act = activities().filter(pl.col("slug") != UNKNOWN)
     return (
-        dict(zip(spe["code"].to_list(), spe["slug"].to_list(), strict=True)),
-        dict(zip(act["code"].to_list(), act["slug"].to_list(), strict=True)),
+        _variants(dict(zip(spe["code"].to_list(), spe["slug"].to_list(), strict=True))),
+        _variants(dict(zip(act["code"].to_list(), act["slug"].to_list(), strict=True))),
     )
 
 
 def _actor_expr(act_col: str, spe_col: str, name: str) -> pl.Expr:
     spe_map, act_map = _slug_maps()
-    spe = normalize_code(spe_col).replace_strict(spe_map, default=None, return_dtype=pl.String)
-    act = normalize_code(act_col).replace_strict(act_map, default=None, return_dtype=pl.String)
+    spe = _text(spe_col).replace_strict(spe_map, default=None, return_dtype=pl.String)
+    act = _text(act_col).replace_strict(act_map, default=None, return_dtype=pl.String)
     return pl.coalesce(spe, act, pl.lit(UNKNOWN)).alias(name)
 
 

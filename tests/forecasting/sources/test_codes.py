@@ -31,7 +31,8 @@ def _famille(prs: str | None, spe: str | None = "0") -> str:
         ("1111", None, "specialistes"),
         ("1111", "01", "generalistes"),  # leading zero
         ("01111", "1", "generalistes"),
-        (" 1111 ", "1", "generalistes"),
+        ("001111", "1", codes.UNKNOWN),  # too many zeros for a 4-digit code
+        (" 1111", "1", codes.UNKNOWN),  # blanks are not trimmed
         ("1110", "0", "generalistes"),  # G is GP-only
         ("1112", "15", "specialistes"),  # CS
         ("1211", "1", "generalistes"),  # V by a GP
