@@ -211,18 +211,12 @@ class Store:
                     for row, oid in zip(new_rows, ids, strict=True):
                         known[(row["unique_id"], row["ds"], row["y"])] = (int(oid), row["revision"])
                 out = [
-                    StoredJudgement(j, *known[(j.unique_id, j.ds, j.y)], new=False)
-                    for j in judgements
-                ]
-                new_keys = set(pending)
-                out = [
                     StoredJudgement(
-                        s.judgement,
-                        s.observation_id,
-                        s.revision,
-                        (s.judgement.unique_id, s.judgement.ds, s.judgement.y) in new_keys,
+                        j,
+                        *known[(j.unique_id, j.ds, j.y)],
+                        new=(j.unique_id, j.ds, j.y) in pending,
                     )
-                    for s in out
+                    for j in judgements
                 ]
                 self._insert_results(conn, out, model_version, now)
         return out

@@ -91,7 +91,13 @@ def test_key_is_never_logged(make_client, caplog):
         c.post("/v1/admin/reload", headers={"Authorization": "Bearer leaked-guess"})
     logging.getLogger("spendcast").propagate = False
     text = "\n".join(r.getMessage() + json.dumps(r.__dict__, default=str) for r in caplog.records)
-    assert "request" in text
+    access = [r for r in caplog.records if r.name == "spendcast.access"]
+    assert access and all(len(r.request_id) == 32 for r in access)
+    assert {r.route for r in access} == {"/v1/admin/reload"}
+    from service.telemetry import JsonFormatter
+
+    line = json.loads(JsonFormatter().format(access[0]))
+    assert line["request_id"] == access[0].request_id and line["status"] in (200, 401)
     assert KEY not in text and "leaked-guess" not in text
 
 
