@@ -119,6 +119,154 @@ def ingest(
     out.print(report.summary_table())
 
 
+# --------------------------------------------------------------------------- train
+
+
+def _train_table(outcome: object, title: str) -> object:
+    from rich.table import Table
+
+    from forecasting.tracking import TrainOutcome
+
+    assert isinstance(outcome, TrainOutcome)
+    table = Table(title=title, show_header=False)
+    table.add_row("experiment", outcome.experiment)
+    table.add_row("run id", outcome.run_id)
+    pm = outcome.primary_metric
+    for key in (
+        pm,
+        *sorted(k for k in outcome.metrics if k.startswith("coverage_") and "." not in k),
+    ):
+        if key in outcome.metrics:
+            table.add_row(key, f"{outcome.metrics[key]:.4f}")
+    promo = outcome.promotion
+    table.add_row("registered", f"{promo.name} v{promo.version}" if promo else "no (--register)")
+    if promo:
+        table.add_row(
+            "champion", f"{'promoted' if promo.promoted else 'not promoted'}: {promo.reason}"
+        )
+    return table
+
+
+def _levels(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        from forecasting.schema import InputError
+
+        raise InputError(
+            f"--levels {text!r}: give integers like 50,80,95", column="levels"
+        ) from exc
+
+
+@app.command()
+def train(
+    panel: Annotated[Path, typer.Argument(help="Bottom-level panel (.parquet) from ingest/demo.")],
+    config: Annotated[
+        Path | None, typer.Option(help="Experiment TOML (experiments/*.toml).")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="MLflow experiment (overrides TOML).")
+    ] = None,
+    horizon: Annotated[int | None, typer.Option(help="Months ahead.")] = None,
+    levels: Annotated[
+        str | None, typer.Option(help="Interval levels, e.g. 50,80,90,95,99.")
+    ] = None,
+    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+    dask_address: Annotated[str | None, typer.Option(help="tcp://scheduler:8786")] = None,
+    register: Annotated[str | None, typer.Option(help="Register the model under NAME.")] = None,
+    promote: Annotated[bool, typer.Option(help="Move the champion alias if it is better.")] = False,
+) -> None:
+    """Train, log an MLflow run, optionally register and promote the model."""
+    from forecasting import tracking
+    from forecasting.config import load_config
+
+    try:
+        if engine not in ("local", "dask"):
+            from forecasting.schema import InputError
+
+            raise InputError(f"--engine {engine!r}: use local or dask", column="engine")
+        cfg = load_config(config, horizon=horizon, levels=_levels(levels))
+        outcome = tracking.train(
+            panel,
+            cfg,
+            config_path=config,
+            experiment=experiment,
+            engine=engine,
+            dask_address=dask_address,
+            register=register,
+            promote=promote,
+            progress=True,
+        )
+    except SpendcastError as exc:
+        raise _fail(exc) from exc
+    out.print(_train_table(outcome, "spendcast train"))
+
+
+experiment_app = typer.Typer(
+    help="Run and compare experiments (experiments/*.toml).", no_args_is_help=True
+)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("run")
+def experiment_run(
+    toml: Annotated[Path, typer.Argument(help="Experiment file; its `data` is relative to it.")],
+    register: Annotated[str | None, typer.Option(help="Register the model under NAME.")] = None,
+    promote: Annotated[bool, typer.Option(help="Move the champion alias if it is better.")] = False,
+    engine: Annotated[str, typer.Option(help="local or dask.")] = "local",
+) -> None:
+    """Train the experiment described by a TOML file (one MLflow run)."""
+    from forecasting import tracking
+    from forecasting.config import load_config
+    from forecasting.schema import InputError
+
+    try:
+        cfg = load_config(toml)
+        if not cfg.data:
+            raise InputError("no `data` path", file=toml, column="data", hint="add data = '...'")
+        outcome = tracking.train(
+            (toml.parent / cfg.data),
+            cfg,
+            config_path=toml,
+            engine=engine,
+            register=register,
+            promote=promote,
+            progress=True,
+        )
+    except SpendcastError as exc:
+        raise _fail(exc) from exc
+    out.print(_train_table(outcome, f"experiment {toml.name}"))
+
+
+@experiment_app.command("compare")
+def experiment_compare(
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "spendcast",
+    out_path: Annotated[Path, typer.Option("--out", help="PNG chart to write.")] = Path(
+        "compare.png"
+    ),
+) -> None:
+    """Runs side by side (metric per level, coverage, time), best primary metric first."""
+    from rich.table import Table
+
+    from forecasting import tracking
+
+    try:
+        table, chart_cols = tracking.compare_runs(experiment, out_path)
+    except SpendcastError as exc:
+        raise _fail(exc) from exc
+    view = Table(title=f"experiment {experiment} -> {out_path}")
+    for col in ["run", *chart_cols]:
+        view.add_column(col)
+    for row in table.iter_rows(named=True):
+        view.add_row(
+            str(row["label"]),
+            *(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in chart_cols),
+        )
+    out.print(view)
+
+
 # --------------------------------------------------------------------------- serve
 
 
