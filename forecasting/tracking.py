@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import mlflow
+import mlflow.pyfunc
 import pandas as pd
 import polars as pl
 from mlflow.exceptions import MlflowException
@@ -127,7 +128,7 @@ class ResultLike(Protocol):
 # --------------------------------------------------------------------------- pyfunc
 
 
-class SpendcastModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class SpendcastModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """Pyfunc wrapper of a :class:`Bundle` (artifact ``bundle`` = the saved bundle dir).
 
     Input: ``unique_id`` (str), ``horizon`` (int), optional ``level`` (int).
@@ -309,7 +310,7 @@ class TrainingRun:
         if champ is None:
             ok, why = True, "no champion yet"
         else:
-            champ_run = self.client.get_run(champ.run_id)
+            champ_run = self.client.get_run(str(champ.run_id))
             old = champ_run.data.metrics.get(metric, float("inf"))
             same = champ_run.data.tags.get("data_fingerprint") == self.fingerprint
             if not same:
@@ -498,7 +499,7 @@ def champion_summary(name: str, alias: str = CHAMPION) -> dict[str, Any] | None:
         mv = client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
-    run = client.get_run(mv.run_id)
+    run = client.get_run(str(mv.run_id))
     return {
         "name": name,
         "version": str(mv.version),
@@ -570,7 +571,9 @@ def train(
 
     panel, meta = read_panel(panel_path)
     if fit_fn is None:
-        from forecasting.training import fit as fit_fn
+        from forecasting import training
+
+        fit_fn = training.fit
     with training_run(config, config_path=config_path, experiment=experiment) as run:
         result = fit_fn(
             panel, meta, config, engine=engine, dask_address=dask_address, progress=progress

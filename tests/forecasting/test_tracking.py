@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def _fit_returning(result: Any):
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One store, four runs: first (promoted), worse, better (promoted), other data."""
     root = tmp_path_factory.mktemp("store")
     mp = pytest.MonkeyPatch()
@@ -106,6 +107,7 @@ def test_run_logs_params_metrics_and_artifacts(store: dict[str, Any]) -> None:
         assert expected in files, expected
     # artifacts live under ./mlruns of the store's folder, not in the cwd of whoever ran it
     exp = client.get_experiment_by_name("t")
+    assert exp is not None
     assert exp.artifact_location == (store["root"] / "mlruns").resolve().as_uri()
 
 
@@ -179,6 +181,7 @@ def test_failed_training_is_marked_failed_and_registry_unchanged(
     with pytest.raises(RuntimeError, match="fit exploded"):
         tracking.train(_panel(tmp_path), fast_config(), register=NAME, promote=True, fit_fn=boom)
     exp = client.get_experiment_by_name("t")
+    assert exp is not None
     last = client.search_runs([exp.experiment_id], order_by=["start_time DESC"], max_results=1)[0]
     assert last.info.status == "FAILED"
     assert {v.version for v in client.search_model_versions(f"name='{NAME}'")} == before
@@ -188,6 +191,7 @@ def test_failed_training_is_marked_failed_and_registry_unchanged(
 def test_train_with_bad_panel_opens_no_run(store: dict[str, Any], tmp_path: Path) -> None:
     client = MlflowClient(store["uri"])
     exp = client.get_experiment_by_name("t")
+    assert exp is not None
     n = len(client.search_runs([exp.experiment_id]))
     bad = tmp_path / "bad.parquet"
     bad.write_text("not parquet")
