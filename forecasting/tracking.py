@@ -30,8 +30,9 @@ import mlflow.pyfunc
 import pandas as pd
 import polars as pl
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forecasting.bundle import Bundle, BundleError
@@ -277,6 +278,16 @@ class TrainingRun:
             sample = SpendcastModel()
             sample.bundle = bundle
             signature = infer_signature(example, sample.predict(None, example))
+            signature = ModelSignature(
+                inputs=Schema(
+                    [
+                        ColSpec("string", ID_COL),
+                        ColSpec("long", "horizon"),
+                        ColSpec("long", "level", required=False),
+                    ]
+                ),
+                outputs=signature.outputs,
+            )
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=SpendcastModel(),

@@ -148,7 +148,9 @@ m = mlflow.pyfunc.load_model({model_uri!r})
 out = m.predict(pd.DataFrame({{"unique_id": ["total", "total/a"], "horizon": [3, 2],
                                "level": [80, 80]}}))
 import forecasting
-print(json.dumps({{"cols": list(out.columns), "n": len(out), "file": forecasting.__file__,
+plain = m.predict(pd.DataFrame({{"unique_id": ["total"], "horizon": [1]}}))
+print(json.dumps({{"plain": list(plain.columns),
+                  "cols": list(out.columns), "n": len(out), "file": forecasting.__file__,
                   "ids": sorted(set(out.unique_id))}}))
 """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -164,6 +166,7 @@ print(json.dumps({{"cols": list(out.columns), "n": len(out), "file": forecasting
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["cols"] == ["unique_id", "ds", "mean", "lo_80", "hi_80"]
     assert got["n"] == 5
+    assert got["plain"][:3] == ["unique_id", "ds", "mean"] and "hi_99" in got["plain"]
     assert got["ids"] == ["total", "total/a"]
     assert not got["file"].startswith(str(Path(__file__).parents[2])), got["file"]
 
