@@ -1,0 +1,93 @@
+"""Rolling-origin backtest (statsforecast ``cross_validation``) scored with utilsforecast."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, cast
+
+import polars as pl
+from utilsforecast.evaluation import evaluate
+from utilsforecast.losses import bias, mase, rmsse, smape
+
+from forecasting.models import SEASON, fallback_model, make_model
+from forecasting.schema import ID_COL, TARGET_COL, TIME_COL
+
+__all__ = ["METRIC_NAMES", "run_cv", "score", "rank_models", "make_sf"]
+
+METRIC_NAMES = ("mase", "smape", "rmsse", "bias")
+
+
+def make_sf(models: list[Any]) -> Any:
+    """A StatsForecast object for monthly data with the SeasonalNaive fallback."""
+    from statsforecast import StatsForecast
+
+    return StatsForecast(models=models, freq="1mo", fallback_model=fallback_model(), n_jobs=1)
+
+
+def run_cv(
+    df: pl.DataFrame,
+    alias: str,
+    *,
+    horizon: int,
+    windows: int,
+    step: int,
+    levels: list[int],
+) -> tuple[pl.DataFrame, float]:
+    """Backtest one candidate on every series.
+
+    Args:
+        df: ``unique_id, ds, y`` (plus exogenous columns, used by AutoARIMA).
+        alias: candidate alias.
+        horizon: months per window.
+        windows: number of cutoffs (>= 3).
+        step: months between cutoffs.
+        levels: model interval levels.
+
+    Returns:
+        ``unique_id, ds, cutoff, y, <alias>, <alias>-lo-L, <alias>-hi-L`` and seconds taken.
+    """
+    t0 = time.perf_counter()
+    sf = make_sf([make_model(alias)])
+    data = df if alias == "AutoARIMA" else df.select(ID_COL, TIME_COL, TARGET_COL)
+    cv = sf.cross_validation(h=horizon, df=data, n_windows=windows, step_size=step, level=levels)
+    return pl.DataFrame(cv), time.perf_counter() - t0
+
+
+def score(cv: pl.DataFrame, models: list[str], train: pl.DataFrame) -> pl.DataFrame:
+    """``unique_id, model, mase, smape, rmsse, bias`` over every backtest window.
+
+    Args:
+        cv: backtest rows with one point column per model.
+        models: the columns to score.
+        train: history ``unique_id, ds, y`` (scale of MASE/RMSSE, seasonality 12).
+    """
+    metrics: list[Callable[..., Any]] = []
+    for fn, name in zip(
+        [partial(mase, seasonality=SEASON), smape, partial(rmsse, seasonality=SEASON), bias],
+        METRIC_NAMES,
+        strict=True,
+    ):
+        setattr(fn, "__name__", name)  # noqa: B010 - evaluate names metrics by __name__
+        metrics.append(cast(Callable[..., Any], fn))
+    ev = evaluate(
+        cv.drop("cutoff").select(ID_COL, TIME_COL, TARGET_COL, *models),
+        metrics=metrics,
+        models=models,
+        train_df=train.select(ID_COL, TIME_COL, TARGET_COL),
+    )
+    ev = pl.DataFrame(ev)
+    long = ev.unpivot(index=[ID_COL, "metric"], on=models, variable_name="model")
+    return (
+        long.pivot(on="metric", index=[ID_COL, "model"], values="value")
+        .select(ID_COL, "model", *METRIC_NAMES)
+        .sort(ID_COL, "model")
+    )
+
+
+def rank_models(scores: pl.DataFrame, metric: str) -> pl.DataFrame:
+    """``unique_id, model, rank`` (1 = best by ``metric``; NaN scores rank last)."""
+    return scores.with_columns(
+        pl.col(metric).fill_nan(None).rank("ordinal", descending=False).over(ID_COL).alias("rank")
+    ).select(ID_COL, "model", "rank")
