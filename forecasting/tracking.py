@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -73,12 +74,31 @@ class TrackingSettings(BaseSettings):
     Attributes:
         mlflow_tracking_uri: ``MLFLOW_TRACKING_URI``; default ``sqlite:///mlflow.db``.
         spendcast_artifact_root: ``SPENDCAST_ARTIFACT_ROOT``; default ``./mlruns``.
+        mlflow_http_request_max_retries: retries against an HTTP tracking server (1).
+        mlflow_http_request_backoff_factor: seconds factor of the retry backoff (1).
+        mlflow_http_request_timeout: seconds per HTTP request (10).
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     mlflow_tracking_uri: str = DEFAULT_URI
     spendcast_artifact_root: str = "mlruns"
+    mlflow_http_request_max_retries: int = 1
+    mlflow_http_request_backoff_factor: int = 1
+    mlflow_http_request_timeout: int = 10
+
+    def apply_http_limits(self) -> None:
+        """Hand the HTTP retry limits to mlflow (its defaults retry for minutes).
+
+        A tracking server that is down must fail fast so :func:`load_model` can serve the
+        cache; the values come from the environment when set there.
+        """
+        for key in (
+            "mlflow_http_request_max_retries",
+            "mlflow_http_request_backoff_factor",
+            "mlflow_http_request_timeout",
+        ):
+            os.environ[key.upper()] = str(getattr(self, key))
 
 
 def tracking_uri() -> str:
@@ -98,7 +118,9 @@ def _artifact_location(uri: str) -> str | None:
 
 
 def _client(uri: str | None = None) -> MlflowClient:
-    uri = uri or tracking_uri()
+    settings = TrackingSettings()
+    settings.apply_http_limits()
+    uri = uri or settings.mlflow_tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)

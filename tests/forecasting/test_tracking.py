@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,12 @@ def test_load_model_falls_back_to_cache_when_store_is_gone(
     assert again.reason and "cached copy" in again.reason
     assert again.version == "1" and again.run_id == out.run_id
     assert again.bundle.forecasts.equals(first.bundle.forecasts)
+    # an unreachable tracking server fails fast (bounded retries) and the cache serves
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    t0 = time.perf_counter()
+    down = tracking.load_model("models:/m@champion", cache_dir=cache)
+    assert down.from_cache and down.reason and "127.0.0.1:9" in down.reason
+    assert time.perf_counter() - t0 < 30
     with pytest.raises(SpendcastError, match="no cached copy"):
         tracking.load_model("models:/m@champion", cache_dir=tmp_path / "empty-cache")
 
