@@ -122,20 +122,21 @@ async def drive(
 def build_model(workdir: Path) -> tuple[str, str]:
     """Train the fast configuration on a seeded panel and register it; ``(uri, tracking)``."""
     sys.path.insert(0, str(ROOT))
+    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+    os.environ["SPENDCAST_ARTIFACT_ROOT"] = str(workdir / "mlruns")
     from forecasting.config import TrainConfig
+    from forecasting.tracking import training_run
     from forecasting.training import fit
     from tests.panels import make_panel
 
-    from forecasting import tracking
-
-    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
     panel, meta = make_panel(seed=0)
     config = TrainConfig(models=["SeasonalNaive", "AutoETS"], windows=3, n_paths=200)
     result = fit(panel, meta, config)
-    uri = tracking.register_for_tests(  # type: ignore[attr-defined]
-        result, config, tracking_uri=tracking_uri, artifact_root=workdir / "mlruns"
-    )
-    return uri, tracking_uri
+    with training_run(config, experiment="serve-load") as run:
+        run.log_result(result)
+        run.register("spendcast-bench", promote=True)
+    return "models:/spendcast-bench@champion", tracking_uri
 
 
 def main() -> None:  # noqa: C901 - a script

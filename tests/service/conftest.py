@@ -120,3 +120,34 @@ def client(make_client) -> TestClient:
 def started(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def real_model(tmp_path_factory) -> Iterator[dict[str, Any]]:
+    """make_panel -> fit (fast config) -> MLflow run, registered, champion; built once.
+
+    Yields ``{"uri", "tracking_uri", "bundle"}``; MLFLOW_TRACKING_URI points at the tmp store
+    for the session (restored after).
+    """
+    from forecasting.config import TrainConfig
+    from forecasting.tracking import training_run
+    from forecasting.training import fit
+    from tests.panels import make_panel
+
+    tmp = tmp_path_factory.mktemp("mlflow")
+    mp = pytest.MonkeyPatch()
+    tracking_uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mp.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+    mp.setenv("SPENDCAST_ARTIFACT_ROOT", str(tmp / "mlruns"))
+    panel, meta = make_panel(seed=0)
+    config = TrainConfig(models=["SeasonalNaive", "AutoETS"], windows=3, n_paths=200)
+    result = fit(panel, meta, config)
+    with training_run(config, experiment="service-tests") as run:
+        run.log_result(result)
+        run.register("spendcast-svc", promote=True)
+    yield {
+        "uri": "models:/spendcast-svc@champion",
+        "tracking_uri": tracking_uri,
+        "bundle": result.bundle,
+    }
+    mp.undo()
