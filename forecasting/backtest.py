@@ -89,5 +89,10 @@ def score(cv: pl.DataFrame, models: list[str], train: pl.DataFrame) -> pl.DataFr
 def rank_models(scores: pl.DataFrame, metric: str) -> pl.DataFrame:
     """``unique_id, model, rank`` (1 = best by ``metric``; NaN scores rank last)."""
     return scores.with_columns(
-        pl.col(metric).fill_nan(None).rank("ordinal", descending=False).over(ID_COL).alias("rank")
+        pl.col(metric)
+        .fill_nan(float("inf"))
+        .fill_null(float("inf"))
+        .rank("ordinal", descending=False)
+        .over(ID_COL)
+        .alias("rank")
     ).select(ID_COL, "model", "rank")

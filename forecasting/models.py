@@ -27,11 +27,11 @@ SEASON = 12
 def make_model(alias: str) -> Any:
     """A statsforecast model for a candidate alias (season length 12)."""
     factories: dict[str, Any] = {
-        "SeasonalNaive": lambda: SeasonalNaive(season_length=SEASON),
-        "AutoETS": lambda: AutoETS(season_length=SEASON),
-        "AutoARIMA": lambda: AutoARIMA(season_length=SEASON),
-        "AutoTheta": lambda: AutoTheta(season_length=SEASON),
-        "AutoCES": lambda: AutoCES(season_length=SEASON),
+        "SeasonalNaive": lambda: SeasonalNaive(season_length=SEASON, alias="SeasonalNaive"),
+        "AutoETS": lambda: AutoETS(season_length=SEASON, alias="AutoETS"),
+        "AutoARIMA": lambda: AutoARIMA(season_length=SEASON, alias="AutoARIMA"),
+        "AutoTheta": lambda: AutoTheta(season_length=SEASON, alias="AutoTheta"),
+        "AutoCES": lambda: AutoCES(season_length=SEASON, alias="AutoCES"),
     }
     if alias not in factories:
         raise ValueError(f"unknown model '{alias}'; choose from {sorted(factories)}")
