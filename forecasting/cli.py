@@ -256,13 +256,14 @@ def experiment_compare(
         table, chart_cols = tracking.compare_runs(experiment, out_path)
     except SpendcastError as exc:
         raise _fail(exc) from exc
-    view = Table(title=f"experiment {experiment} -> {out_path}")
-    for col in ["run", *chart_cols]:
-        view.add_column(col)
+    view = Table(title=f"experiment {experiment}: runs side by side (chart: {out_path})")
+    view.add_column("metric")
     for row in table.iter_rows(named=True):
+        view.add_column(str(row["label"]), justify="right")
+    for col in chart_cols:
         view.add_row(
-            str(row["label"]),
-            *(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in chart_cols),
+            col,
+            *(f"{v:.4f}" if isinstance(v, float) else str(v) for v in table[col].to_list()),
         )
     out.print(view)
 

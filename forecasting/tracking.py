@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -86,6 +87,7 @@ class TrackingSettings(BaseSettings):
     mlflow_http_request_max_retries: int = 1
     mlflow_http_request_backoff_factor: int = 1
     mlflow_http_request_timeout: int = 10
+    mlflow_enable_artifacts_progress_bar: bool = False
 
     def apply_http_limits(self) -> None:
         """Hand the HTTP retry limits to mlflow (its defaults retry for minutes).
@@ -97,8 +99,9 @@ class TrackingSettings(BaseSettings):
             "mlflow_http_request_max_retries",
             "mlflow_http_request_backoff_factor",
             "mlflow_http_request_timeout",
+            "mlflow_enable_artifacts_progress_bar",
         ):
-            os.environ[key.upper()] = str(getattr(self, key))
+            os.environ[key.upper()] = str(getattr(self, key)).lower()
 
 
 def tracking_uri() -> str:
@@ -379,6 +382,8 @@ def training_run(
     client = _client(uri)
     name = experiment or config.experiment
     exp_id = _experiment_id(client, name, uri)
+    if run_name is None and config_path is not None:
+        run_name = Path(config_path).stem
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as active:
         run = TrainingRun(client, active.info.run_id, name, config, uri)
         mlflow.log_params({k: ("" if v is None else v) for k, v in config.flat().items()})
@@ -603,6 +608,7 @@ def train(
     from forecasting.schema import read_panel
 
     panel, meta = read_panel(panel_path)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
     if fit_fn is None:
         from forecasting import training
 

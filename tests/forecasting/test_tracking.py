@@ -245,3 +245,35 @@ def test_compare_runs_sorted_by_primary_metric(store: dict[str, Any], tmp_path: 
     with pytest.raises(SpendcastError, match="no experiment"):
         tracking.compare_runs("nope", tmp_path / "d.png")
     assert not (tmp_path / "d.png").exists()
+
+
+def test_real_fit_is_logged_and_served_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real ``fit`` on a generated panel: per-level metrics logged, bundle round-trips."""
+    pytest.importorskip("forecasting.training")
+    from forecasting.training import fit
+    from tests.panels import make_panel
+
+    _use_store(tmp_path, monkeypatch)
+    df, meta = make_panel(n_fam=2, n_exe=2, months=48, seed=4)
+    path = tmp_path / "p.parquet"
+    write_panel(df, path, meta)
+    captured: dict[str, Any] = {}
+
+    def real_fit(*args: Any, **kw: Any) -> Any:
+        captured["result"] = fit(*args, **kw)
+        return captured["result"]
+
+    out = tracking.train(path, fast_config(), register="real", promote=True, fit_fn=real_fit)
+    result = captured["result"]
+    run = MlflowClient(tracking.tracking_uri()).get_run(out.run_id)
+    for level, n in result.n_series.items():
+        assert run.data.params[f"n_series.{level}"] == str(n)
+        assert f"mase.level.{level}" in run.data.metrics
+    assert run.data.metrics["mase"] == pytest.approx(result.metrics["mase"])
+    assert run.data.params["data_fingerprint"] == result.bundle.meta.data_fingerprint
+    loaded = tracking.load_model("models:/real@champion")
+    assert loaded.run_id == out.run_id
+    assert loaded.bundle.meta.run_id == out.run_id
+    assert loaded.bundle.forecast().equals(result.bundle.forecast())
