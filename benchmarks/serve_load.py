@@ -168,6 +168,7 @@ def main() -> None:  # noqa: C901 - a script
         "SPENDCAST_CACHE_DIR": str(work / "cache"),
         "SPENDCAST_API_KEYS": key,
         "SPENDCAST_LOG_LEVEL": "WARNING",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # mlflow -> uvicorn
     }
     sp, mp = free_port(), free_port()
     py = sys.executable
