@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,7 +303,9 @@ class TrainingRun:
             )
             sample = SpendcastModel()
             sample.bundle = bundle
-            signature = infer_signature(example, sample.predict(None, example))
+            with warnings.catch_warnings():  # integer-column hint: level is optional below
+                warnings.simplefilter("ignore", UserWarning)
+                signature = infer_signature(example, sample.predict(None, example))
             signature = ModelSignature(
                 inputs=Schema(
                     [

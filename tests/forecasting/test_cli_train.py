@@ -78,3 +78,23 @@ def test_train_then_same_again_is_not_promoted(store: Path, panel: Path) -> None
     cmp = runner.invoke(app, ["experiment", "compare", "--experiment", "cli", "--out", "c.png"])
     assert cmp.exit_code == 0, cmp.output
     assert (store / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "baseline-seasonal-naive",
+        "ets",
+        "selection-ensemble",
+        "selection-calendar-mint",
+    ],
+)
+def test_experiment_files_are_valid_configs(name: str) -> None:
+    from forecasting.config import load_config
+
+    path = Path(__file__).parents[2] / "experiments" / f"{name}.toml"
+    cfg = load_config(path)
+    assert cfg.data == "../demo/panel.parquet"
+    assert (path.parent / cfg.data).resolve() == (path.parents[1] / "demo" / "panel.parquet")
+    assert cfg.reconciliation == "mint_shrink" and cfg.experiment == "spendcast"
+    assert cfg.description
