@@ -14,10 +14,12 @@ the empirical coverage of spendcast's intervals, next to each candidate fitted a
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 from rich.console import Console
@@ -55,7 +57,7 @@ def load_panel(
         .group_by([*id_cols, "ds"])
         .agg(pl.col("y").sum())
     )
-    lo, hi = df["ds"].min(), df["ds"].max()
+    lo, hi = cast(dt.date, df["ds"].min()), cast(dt.date, df["ds"].max())
     grid = (
         df.select(id_cols)
         .unique()
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     table = Table(
         title=f"{Path(args.data).name} {','.join(ids) or 'single'} h={h} "
-        f"(test {cut} < ds <= {last}, {y_test['unique_id'].n_unique()} series)"
+        f"(test {cut!s} < ds <= {last!s}, {y_test['unique_id'].n_unique()} series)"
     )
     table.add_column("model")
     table.add_column("MASE", justify="right")
