@@ -101,7 +101,11 @@ async def drive(
             while issued < max_requests and time.perf_counter() < stop_at:
                 issued += 1
                 s = time.perf_counter()
-                r = await make(client)
+                try:
+                    r = await make(client)
+                except httpx.TransportError:  # dropped connection: an error, not a crash
+                    errors += 1
+                    continue
                 latencies.append(time.perf_counter() - s)
                 if r.status_code != 200:
                     errors += 1
