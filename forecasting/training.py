@@ -343,14 +343,15 @@ def fit(
                     )
                     base["mean"][i] = mean
                     use_model = cov_method == "model" and m in candidates
-                    qi = q_conf.get(u, {lv: 0.0 for lv in levels})
+                    qi_h = q_conf.get(u, {lv: np.zeros(h) for lv in levels})
+                    qi = {lv: float(qi_h[lv][0]) for lv in levels}
                     for lv in levels:
                         if use_model:
                             base[f"lo_{lv}"][i] = fc_model_bounds[u][f"{m}|lo_{lv}"]
                             base[f"hi_{lv}"][i] = fc_model_bounds[u][f"{m}|hi_{lv}"]
                         else:
-                            base[f"lo_{lv}"][i] = mean - qi[lv]
-                            base[f"hi_{lv}"][i] = mean + qi[lv]
+                            base[f"lo_{lv}"][i] = mean - qi_h[lv][:h]
+                            base[f"hi_{lv}"][i] = mean + qi_h[lv][:h]
                     fit_stack = [
                         fitted_by[a].filter(pl.col(ID_COL) == u)[a].to_numpy() for a in members
                     ]
@@ -610,9 +611,30 @@ def _chosen_frame(cv: pl.DataFrame, chosen: pl.DataFrame, levels: list[int]) -> 
     )
 
 
+def _horizon_profile(bt: pl.DataFrame) -> np.ndarray:
+    """How backtest errors grow with the step ahead, pooled over series (mean 1).
+
+    Each series' absolute errors are divided by their mean; the profile is the mean of those
+    ratios per step, made non-decreasing. Conformal half-widths are a per-series quantile of
+    errors divided by this profile, times the profile of the step.
+    """
+    if bt.is_empty():
+        return np.ones(1)
+    h = int(bt["h"].max())  # type: ignore[arg-type]
+    df = bt.with_columns((pl.col(TARGET_COL) - pl.col("yhat")).abs().alias("_e"))
+    df = df.with_columns((pl.col("_e") / pl.col("_e").mean().over(ID_COL)).alias("_r"))
+    per = df.filter(pl.col("_r").is_finite()).group_by("h").agg(pl.col("_r").mean())
+    g = np.ones(h)
+    for step, r in per.iter_rows():
+        if r is not None and np.isfinite(r) and r > 0:
+            g[int(step) - 1] = float(r)
+    g = np.maximum.accumulate(g)
+    return g / g.mean()
+
+
 def _backtest_intervals(
     cv: pl.DataFrame, chosen: pl.DataFrame, levels: list[int], method: str
-) -> tuple[pl.DataFrame, dict[str, dict[int, float]], str]:
+) -> tuple[pl.DataFrame, dict[str, dict[int, np.ndarray]], str]:
     """Chosen-model backtest rows with the interval bounds actually used.
 
     Conformal bounds on window w use the absolute errors of the other windows
@@ -624,20 +646,24 @@ def _backtest_intervals(
         per series and level, and the method used (``model`` or ``conformal``).
     """
     bt = _chosen_frame(cv, chosen, levels)
-    q_conf: dict[str, dict[int, float]] = {}
+    q_conf: dict[str, dict[int, np.ndarray]] = {}
     conf_lo: dict[int, list[np.ndarray]] = {lv: [] for lv in levels}
     order: list[pl.DataFrame] = []
+    profile = _horizon_profile(bt)
     for part in bt.partition_by(ID_COL, maintain_order=True):
         u = part[ID_COL][0]
-        err = np.abs(part[TARGET_COL].to_numpy() - part["yhat"].to_numpy())
+        step = profile[part["h"].to_numpy() - 1]
+        err = np.abs(part[TARGET_COL].to_numpy() - part["yhat"].to_numpy()) / step
         cut = part["cutoff"].to_numpy()
-        q_conf[u] = {lv: float(np.quantile(err, lv / 100)) if err.size else 0.0 for lv in levels}
+        q_conf[u] = {
+            lv: (float(np.quantile(err, lv / 100)) if err.size else 0.0) * profile for lv in levels
+        }
         for lv in levels:
             half = np.empty(len(err))
             for c in np.unique(cut):
                 other = err[cut != c]
                 half[cut == c] = np.quantile(other, lv / 100) if other.size else np.inf
-            conf_lo[lv].append(half)
+            conf_lo[lv].append(half * step)
         order.append(part)
     if not order:
         return (
