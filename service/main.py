@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from service.api.routes import admin, anomalies, forecast, health, metrics, model, projections
 from service.api.routes import series as series_routes
+from service.api.routes import ui as ui_routes
 from service.config import Settings, get_settings
 from service.errors import register_error_handlers
 from service.serving import Loader, ModelHolder, default_loader
@@ -99,6 +100,7 @@ def create_app(
     register_error_handlers(app)
     for module in (health, model, series_routes, forecast, projections, anomalies, admin, metrics):
         app.include_router(module.router)
+    app.include_router(ui_routes.router)
     if cfg.origins:
         app.add_middleware(
             CORSMiddleware,
