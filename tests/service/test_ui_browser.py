@@ -108,7 +108,7 @@ def test_page_in_a_real_browser(base_url, browser, tmp_path):
     requests: list[str] = []
     # a stored observation for the first projected month, far above: flagged and stored
     first = httpx.get(base + "/v1/forecast", params={"unique_id": family}).json()
-    obs = {"unique_id": family, "ds": first["ds"][0], "y": 10 * first["mean"][0]}
+    obs = {"unique_id": family, "ds": first["ds"][0], "y": 1.4 * first["mean"][0]}
     r = httpx.post(base + "/v1/anomalies/detect", json={"observations": [obs]}, headers=AUTH)
     assert r.status_code == 200, r.text
     assert r.json()["results"][0]["status"] == "ANOMALY"
