@@ -235,6 +235,20 @@ def test_page_in_a_real_browser(base_url, browser, tmp_path):
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000
 
+    # a bottom-level series chosen from the tree itself (End, Enter): no children to show
+    page.locator("#search").fill("")
+    page.locator("#picker").focus()
+    page.keyboard.press("End")
+    leaf = page.locator("#picker li.active").get_attribute("data-uid")
+    assert leaf and leaf.count("/") == len(model["hierarchy"])
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "(uid) => window.__spendcast.ready && window.__spendcast.uid === uid", arg=leaf
+    )
+    assert page.evaluate("window.__spendcast.contributions") == []
+    assert page.locator("#contrib").inner_text() == "Pas de sous-série."
+    assert page.evaluate("window.__spendcast.chart.unique_id") == leaf
+
     assert not errors, errors
     outside = [u for u in requests if not u.startswith(base + "/")]
     assert not outside, f"requests left localhost: {outside}"
