@@ -131,8 +131,9 @@ def list_inputs(inputs: list[Path]) -> list[Path]:
 
 
 def _sniff(path: Path) -> str:
+    """The ';'-separated header of a file, or "" if it has none."""
     try:
-        return open_damir.read_header(path)[0:3].__repr__() + ";".join(open_damir.read_header(path))
+        return ";".join(open_damir.read_header(path))
     except InputError:
         return ""
 

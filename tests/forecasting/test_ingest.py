@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from forecasting.cli import app
-from forecasting.ingest import ingest
+from forecasting.ingest import detect_format, ingest
 from forecasting.schema import InputError, read_panel
 from forecasting.sources import codes, synth
 
@@ -349,3 +349,30 @@ def test_pbs_monthly_totals(tmp_path: Path) -> None:
     for m, v in want.items():
         assert report.totals[m] == pytest.approx(v, abs=0.01)
     assert read_panel(out)[1].hierarchy == ("Concession", "Type", "ATC1", "ATC2")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "want"),
+    [
+        ("A202401.csv.gz", None, "open-damir"),
+        ("extract.csv", ";".join(COLS) + ";\n", "open-damir"),
+        ("N202401.CSV", None, "legacy"),
+        ("old.csv", "serie;prs_nat;rem_mon;rec_mon\n", "legacy"),
+        ("pbs.csv", "Month,Cost\n", "tidy"),
+    ],
+)
+def test_detect_format(tmp_path: Path, name: str, text: str | None, want: str) -> None:
+    f = tmp_path / name
+    if text is None:
+        write_od(f, [od_row()])
+    else:
+        f.write_text(text)
+    assert detect_format([f])[0] == want
+
+
+def test_mixed_formats_refused(tmp_path: Path) -> None:
+    a = write_od(tmp_path / "A202401.csv.gz", [od_row()])
+    b = tmp_path / "N202401.CSV"
+    b.write_text("serie;rem_mon\n")
+    with pytest.raises(InputError, match="mix formats"):
+        detect_format([a, b])
