@@ -323,8 +323,10 @@ def fit(
             cols = ["mean", *level_cols(levels)]
             base = {c: np.zeros((n, h)) for c in cols}
             fitted_rows: list[pl.DataFrame] = []
+            hist_by = _by_id(y_all)
+            fitted_parts = {a: _by_id(f) for a, f in fitted_by.items()}
             for i, u in enumerate(hier.ids):
-                hist = y_all.filter(pl.col(ID_COL) == u)
+                hist = hist_by[u]
                 if u in reasons:
                     mean, half, fitted = _degenerate_forecast(hist, reasons[u], h, levels)
                     base["mean"][i] = mean
@@ -352,9 +354,7 @@ def fit(
                         else:
                             base[f"lo_{lv}"][i] = mean - qi_h[lv][:h]
                             base[f"hi_{lv}"][i] = mean + qi_h[lv][:h]
-                    fit_stack = [
-                        fitted_by[a].filter(pl.col(ID_COL) == u)[a].to_numpy() for a in members
-                    ]
+                    fit_stack = [fitted_parts[a][u][a].to_numpy() for a in members]
                     fs = np.vstack(fit_stack)
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
@@ -718,11 +718,14 @@ def _residual_matrix(
     res = np.zeros((len(hier.ids), width))
     if cv.is_empty():
         return res
+    cv_by = _by_id(cv)
     for i, u in enumerate(hier.ids):
         m = chosen.get(u)
         if m is None:
             continue
-        sub = cv.filter(pl.col(ID_COL) == u)
+        sub = cv_by.get(u)
+        if sub is None:
+            continue
         e = (sub[TARGET_COL] - sub[m]).to_numpy()[:width]
         res[i, : len(e)] = e
     return res
@@ -807,12 +810,15 @@ def _paths(
     cutoffs = sorted(cv["cutoff"].unique().to_list()) if not cv.is_empty() else []
     nw = max(len(cutoffs), 1)
     err = np.zeros((nw, h, nb))
+    cv_by = _by_id(cv) if not cv.is_empty() else {}
     cpos = {c: i for i, c in enumerate(cutoffs)}
     for b, u in enumerate(hier.bottom):
         m = chosen.get(u)
         if m is None:
             continue
-        sub = cv.filter(pl.col(ID_COL) == u).sort("cutoff", TIME_COL)
+        if u not in cv_by:
+            continue
+        sub = cv_by[u].sort("cutoff", TIME_COL)
         for part in sub.partition_by("cutoff", maintain_order=True):
             e = (part[TARGET_COL] - part[m]).to_numpy()[:h]
             err[cpos[part["cutoff"][0]], : len(e), b] = e
@@ -936,3 +942,8 @@ def _series_frame(
 
 def _as_float(value: Any) -> float:
     return 0.0 if value is None else float(value)
+
+
+def _by_id(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Rows of each series, keyed by ``unique_id``."""
+    return {str(k[0]): part for k, part in df.partition_by(ID_COL, as_dict=True).items()}
