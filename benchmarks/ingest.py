@@ -65,9 +65,10 @@ def _run(code: str, *args: str) -> dict[str, float]:
         text=True,
         check=False,
     )
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"exit {proc.returncode}: {proc.stdout[-1500:]} {proc.stderr[-1500:]}")
+    line = lines[-1]
     result: dict[str, float] = json.loads(line[7:])
     return result
 
@@ -89,15 +90,18 @@ def main(argv: list[str] | None = None) -> None:
             print(f"generated {ns.rows:,} rows in {time.perf_counter() - t0:.1f}s")
         print(f"file {src} ({src.stat().st_size / 1e6:,.1f} MB gz)")
         out = work / "out"
-        results = {
-            "spendcast ingest": _run(OURS, str(src), str(out)),
-            "duckdb read_csv+group-by": _run(DUCK, str(src)),
-            "polars read_csv+group-by": _run(POLARS, str(src)),
+        sides = {
+            "spendcast ingest": (OURS, str(src), str(out)),
+            "duckdb read_csv+group-by": (DUCK, str(src)),
+            "polars read_csv+group-by": (POLARS, str(src)),
         }
-        for name, r in results.items():
+        results = {}
+        for name, (code, *args) in sides.items():
+            r = results[name] = _run(code, *args)
             print(
                 f"{name:26s} wall {r['wall']:8.2f}s  peak RSS {r['rss_mb']:8.0f} MB  "
-                f"total {r['total']:,.2f}"
+                f"total {r['total']:,.2f}",
+                flush=True,
             )
         ours = results["spendcast ingest"]["wall"]
         print(f"ratio ours/duckdb {ours / results['duckdb read_csv+group-by']['wall']:.2f}")
