@@ -13,6 +13,8 @@ from forecasting.schema import InputError
 __all__ = ["TrainConfig", "load_config", "CANDIDATES", "RECONCILERS", "METRICS"]
 
 CANDIDATES = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta", "AutoCES")
+EnsembleKind = Literal["mean", "median"]
+ENSEMBLES: tuple[EnsembleKind, ...] = ("mean", "median")
 RECONCILERS = ("mint_shrink", "bottom_up", "ols", "wls_struct", "none")
 METRICS = ("mase", "smape", "rmsse")
 
@@ -45,7 +47,7 @@ class TrainConfig(BaseModel):
     description: str = ""
     data: str | None = None
     models: list[str] = Field(default_factory=lambda: list(CANDIDATES))
-    ensembles: list[Literal["mean", "median"]] = Field(default_factory=lambda: ["mean", "median"])
+    ensembles: list[EnsembleKind] = Field(default_factory=lambda: list(ENSEMBLES))
     ensemble_k: int = Field(3, ge=2)
     calendar: bool = True
     horizon: int = Field(12, ge=1, le=60)
