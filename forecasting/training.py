@@ -388,7 +388,7 @@ def fit(
             )
 
         with st.stage("paths"):
-            paths = _paths(hier, rec["mean"], cv, chosen_map, config, h)
+            paths = _paths(hier, rec, residuals, cv, chosen_map, config, h, levels)
 
         with st.stage("bundle"):
             coverage = _coverage_table(bt, levels, lvl_of)
@@ -792,44 +792,83 @@ def _forecast_frame(
 
 def _paths(
     hier: Hierarchy,
-    mean: np.ndarray,
+    rec: dict[str, np.ndarray],
+    residuals: np.ndarray,
     cv: pl.DataFrame,
     chosen: dict[str, str],
     config: TrainConfig,
     h: int,
+    levels: list[int],
 ) -> np.ndarray:
-    """Coherent sample paths: bottom mean + whole cross-series backtest error vectors.
+    """Coherent joint sample paths, centred on the reconciled means.
 
-    For each path and step a backtest window is drawn; the errors of every bottom series in
-    that window at that step are added together (keeping their correlation), clipped at zero
-    when ``nonnegative`` and summed up the hierarchy.
+    Bottom series are drawn and summed up the hierarchy (``S``), so every parent path is the
+    sum of its children's. Each bottom draw is ``mean + sigma * z`` with a two-piece scale
+    (``sigma_lo`` below the mean, ``sigma_hi`` above) read from that series' reconciled
+    interval at the widest trained level, so the paths' spread matches the calibrated
+    intervals. ``z`` is a Gaussian with the bottom series' cross-correlation (Ledoit-Wolf
+    shrinkage of the standardised backtest errors) and AR(1) dependence across the horizon
+    (``phi`` = pooled lag-1 autocorrelation of backtest errors within a window), so sums over
+    months (annual totals) keep the persistence of forecast errors. Draws are clipped at zero
+    when ``nonnegative``.
     """
+    from statistics import NormalDist
+
+    from sklearn.covariance import LedoitWolf
+
     rng = np.random.default_rng(config.seed)
     bidx = hier.bottom_index()
     nb = len(hier.bottom)
-    cutoffs = sorted(cv["cutoff"].unique().to_list()) if not cv.is_empty() else []
-    nw = max(len(cutoffs), 1)
-    err = np.zeros((nw, h, nb))
-    cv_by = _by_id(cv) if not cv.is_empty() else {}
-    cpos = {c: i for i, c in enumerate(cutoffs)}
-    for b, u in enumerate(hier.bottom):
-        m = chosen.get(u)
-        if m is None:
-            continue
-        if u not in cv_by:
-            continue
-        sub = cv_by[u].sort("cutoff", TIME_COL)
-        for part in sub.partition_by("cutoff", maintain_order=True):
-            e = (part[TARGET_COL] - part[m]).to_numpy()[:h]
-            err[cpos[part["cutoff"][0]], : len(e), b] = e
-    draws = rng.integers(0, nw, size=(config.n_paths, h))
-    steps = np.arange(h)[None, :]
-    noise = err[draws, steps]  # (n_paths, h, nb)
-    bottom = mean[bidx].T[None, :, :] + noise
+    mean = rec["mean"][bidx]  # (nb, h)
+    lv = max(levels)
+    z_lv = NormalDist().inv_cdf(0.5 + lv / 200)
+    sig_lo = np.maximum(mean - rec[f"lo_{lv}"][bidx], 0.0) / z_lv
+    sig_hi = np.maximum(rec[f"hi_{lv}"][bidx] - mean, 0.0) / z_lv
+
+    res = residuals[bidx]
+    sd = res.std(axis=1, keepdims=True)
+    ok = sd[:, 0] > 0
+    corr = np.eye(nb)
+    if ok.sum() >= 2 and res.shape[1] >= 3:
+        std = res[ok] / sd[ok]
+        cov = LedoitWolf().fit(std.T).covariance_
+        d = np.sqrt(np.diag(cov))
+        sub = cov / np.outer(d, d)
+        corr[np.ix_(ok, ok)] = sub
+    chol = np.linalg.cholesky(corr + 1e-9 * np.eye(nb))
+    phi = _error_persistence(cv, chosen, hier.bottom)
+
+    eps = rng.standard_normal((config.n_paths, h, nb)) @ chol.T
+    z = np.empty_like(eps)
+    z[:, 0] = eps[:, 0]
+    for t in range(1, h):
+        z[:, t] = phi * z[:, t - 1] + np.sqrt(1 - phi**2) * eps[:, t]
+    bottom = mean.T[None] + np.where(z < 0, z * sig_lo.T[None], z * sig_hi.T[None])
     if config.nonnegative:
         bottom = np.maximum(bottom, 0.0)
     full = np.einsum("sb,phb->sph", hier.S, bottom)
     return full.astype(np.float32)
+
+
+def _error_persistence(cv: pl.DataFrame, chosen: dict[str, str], bottom: list[str]) -> float:
+    """Pooled lag-1 autocorrelation of backtest errors within a window, in [0, 0.95]."""
+    if cv.is_empty():
+        return 0.0
+    cv_by = _by_id(cv)
+    num = den = 0.0
+    for u in bottom:
+        m, sub = chosen.get(u), cv_by.get(u)
+        if m is None or sub is None:
+            continue
+        for part in sub.sort("cutoff", TIME_COL).partition_by("cutoff", maintain_order=True):
+            e = (part[TARGET_COL] - part[m]).to_numpy().astype(np.float64)
+            e = e[np.isfinite(e)]
+            if e.size < 3 or e.std() == 0:
+                continue
+            e = (e - e.mean()) / e.std()
+            num += float(np.sum(e[1:] * e[:-1]))
+            den += float(np.sum(e * e))
+    return float(np.clip(num / den, 0.0, 0.95)) if den > 0 else 0.0
 
 
 def _coverage_table(bt: pl.DataFrame, levels: list[int], lvl_of: dict[str, str]) -> pl.DataFrame:
