@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import load_panel  # noqa: E402
 
-from forecasting.backtest import make_sf  # noqa: E402
+from forecasting.backtest import local_jobs, make_sf  # noqa: E402
 from forecasting.config import TrainConfig  # noqa: E402
 from forecasting.hierarchy import aggregate_panel  # noqa: E402
 from forecasting.models import make_models  # noqa: E402
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     y, _ = aggregate_panel(panel, meta)
 
     t0 = time.perf_counter()
-    sf = make_sf(make_models(cfg.models))
+    sf = make_sf(make_models(cfg.models), local_jobs(y))  # same processes as spendcast
     sf.cross_validation(
         h=cfg.horizon, df=y, n_windows=cfg.windows, step_size=cfg.step_size, level=cfg.levels
     )

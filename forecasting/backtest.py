@@ -14,16 +14,29 @@ from utilsforecast.losses import bias, mase, rmsse, smape
 from forecasting.models import SEASON, fallback_model, make_model
 from forecasting.schema import ID_COL, TARGET_COL, TIME_COL
 
-__all__ = ["METRIC_NAMES", "run_cv", "score", "rank_models", "make_sf"]
+__all__ = ["METRIC_NAMES", "run_cv", "score", "rank_models", "make_sf", "local_jobs"]
 
 METRIC_NAMES = ("mase", "smape", "rmsse", "bias")
 
 
-def make_sf(models: list[Any]) -> Any:
+#: Below this many series one process is faster than statsforecast's process pool.
+PARALLEL_MIN_SERIES = 24
+
+
+def local_jobs(df: pl.DataFrame) -> int:
+    """statsforecast ``n_jobs`` for a local fit: every core once the panel is large enough.
+
+    Measured on the demo panel (49 series, AutoARIMA with calendar, one backtest window,
+    2 cores): 86.6 s with one process, 39.8 s with two.
+    """
+    return -1 if df[ID_COL].n_unique() >= PARALLEL_MIN_SERIES else 1
+
+
+def make_sf(models: list[Any], n_jobs: int = 1) -> Any:
     """A StatsForecast object for monthly data with the SeasonalNaive fallback."""
     from statsforecast import StatsForecast
 
-    return StatsForecast(models=models, freq="1mo", fallback_model=fallback_model(), n_jobs=1)
+    return StatsForecast(models=models, freq="1mo", fallback_model=fallback_model(), n_jobs=n_jobs)
 
 
 def run_cv(
@@ -34,6 +47,7 @@ def run_cv(
     windows: int,
     step: int,
     levels: list[int],
+    n_jobs: int = 1,
 ) -> tuple[pl.DataFrame, float]:
     """Backtest one candidate on every series.
 
@@ -44,12 +58,13 @@ def run_cv(
         windows: number of cutoffs (>= 3).
         step: months between cutoffs.
         levels: model interval levels.
+        n_jobs: statsforecast processes (see :func:`local_jobs`).
 
     Returns:
         ``unique_id, ds, cutoff, y, <alias>, <alias>-lo-L, <alias>-hi-L`` and seconds taken.
     """
     t0 = time.perf_counter()
-    sf = make_sf([make_model(alias)])
+    sf = make_sf([make_model(alias)], n_jobs)
     data = df if alias == "AutoARIMA" else df.select(ID_COL, TIME_COL, TARGET_COL)
     cv = sf.cross_validation(h=horizon, df=data, n_windows=windows, step_size=step, level=levels)
     return pl.DataFrame(cv), time.perf_counter() - t0

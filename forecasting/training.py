@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from forecasting.backtest import METRIC_NAMES, make_sf, rank_models, run_cv, score
+from forecasting.backtest import (
+    METRIC_NAMES,
+    local_jobs,
+    make_sf,
+    rank_models,
+    run_cv,
+    score,
+)
 from forecasting.bundle import Bundle, BundleMeta, level_cols, parent_id
 from forecasting.calendar import working_days_frame
 from forecasting.config import TrainConfig
@@ -516,7 +523,15 @@ def _run_cv(
     client: Any,
 ) -> tuple[pl.DataFrame, float]:
     if client is None:
-        return run_cv(df, alias, horizon=horizon, windows=windows, step=step, levels=levels)
+        return run_cv(
+            df,
+            alias,
+            horizon=horizon,
+            windows=windows,
+            step=step,
+            levels=levels,
+            n_jobs=local_jobs(df),
+        )
     t0 = time.perf_counter()
     parts = _distributed(client, _cv_local, df, alias, horizon, windows, step, levels)
     return pl.concat(parts), time.perf_counter() - t0
@@ -529,8 +544,9 @@ def _forecast_local(
     levels: list[int],
     use_cal: bool,
     last_map: dict[str, dt.date],
+    n_jobs: int = 1,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    sf = make_sf([make_model(alias)])
+    sf = make_sf([make_model(alias)], n_jobs)
     x_df = None
     if alias == "AutoARIMA" and use_cal:
         data = df
@@ -561,7 +577,7 @@ def _forecast_one(
     client: Any,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     if client is None:
-        return _forecast_local(df, alias, h, levels, use_cal, last_map)
+        return _forecast_local(df, alias, h, levels, use_cal, last_map, local_jobs(df))
     parts = _distributed(client, _forecast_local, df, alias, h, levels, use_cal, last_map)
     return pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts])
 
