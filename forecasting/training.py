@@ -42,6 +42,7 @@ from forecasting.models import (
 )
 from forecasting.schema import (
     ID_COL,
+    ROOT_ID,
     TARGET_COL,
     TIME_COL,
     PanelMeta,
@@ -822,15 +823,15 @@ def _paths(
     sum of its children's. Each bottom draw is ``mean + sigma * z`` with a two-piece scale
     (``sigma_lo`` below the mean, ``sigma_hi`` above) read from that series' reconciled
     interval at the widest trained level, so the paths' spread matches the calibrated
-    intervals. ``z`` is a Gaussian with the bottom series' cross-correlation (Ledoit-Wolf
-    shrinkage of the standardised backtest errors) and AR(1) dependence across the horizon
-    (``phi`` = pooled lag-1 autocorrelation of backtest errors within a window), so sums over
-    months (annual totals) keep the persistence of forecast errors. Draws are clipped at zero
-    when ``nonnegative``.
+    intervals. ``z`` keeps the dependence of forecast errors: across series, each step draws a
+    whole cross-section of standardised (centred, unit-variance) backtest errors, so the
+    empirical correlation between categories is kept exactly (and with it the spread of the
+    parents); across the horizon, ``z_t = phi z_(t-1) + sqrt(1 - phi^2) e_t`` with ``phi`` the
+    pooled lag-1 autocorrelation of backtest errors within a window, so sums over months
+    (annual totals) keep the persistence of forecast errors. Clipped at zero when
+    ``nonnegative``.
     """
     from statistics import NormalDist
-
-    from sklearn.covariance import LedoitWolf
 
     rng = np.random.default_rng(config.seed)
     bidx = hier.bottom_index()
@@ -841,29 +842,68 @@ def _paths(
     sig_lo = np.maximum(mean - rec[f"lo_{lv}"][bidx], 0.0) / z_lv
     sig_hi = np.maximum(rec[f"hi_{lv}"][bidx] - mean, 0.0) / z_lv
 
-    res = residuals[bidx]
-    sd = res.std(axis=1, keepdims=True)
-    ok = sd[:, 0] > 0
-    corr = np.eye(nb)
-    if ok.sum() >= 2 and res.shape[1] >= 3:
-        std = res[ok] / sd[ok]
-        cov = LedoitWolf().fit(std.T).covariance_
-        d = np.sqrt(np.diag(cov))
-        sub = cov / np.outer(d, d)
-        corr[np.ix_(ok, ok)] = sub
-    chol = np.linalg.cholesky(corr + 1e-9 * np.eye(nb))
+    res = residuals[bidx].astype(np.float64)
+    width = res.shape[1]
+    sd = res.std(axis=1)
+    ok = np.isfinite(sd) & (sd > 0)
+    draws = (config.n_paths, h)
+    if width >= 2 and ok.any():
+        pool = np.zeros((width, nb))
+        pool[:, ok] = ((res[ok] - res[ok].mean(axis=1, keepdims=True)) / sd[ok, None]).T
+        eps = pool[rng.integers(0, width, size=draws)]  # (n_paths, h, nb)
+        eps[..., ~ok] = rng.standard_normal((*draws, int((~ok).sum())))
+    else:
+        eps = rng.standard_normal((*draws, nb))
     phi = _error_persistence(cv, chosen, hier.bottom)
-
-    eps = rng.standard_normal((config.n_paths, h, nb)) @ chol.T
     z = np.empty_like(eps)
     z[:, 0] = eps[:, 0]
     for t in range(1, h):
         z[:, t] = phi * z[:, t - 1] + np.sqrt(1 - phi**2) * eps[:, t]
-    bottom = mean.T[None] + np.where(z < 0, z * sig_lo.T[None], z * sig_hi.T[None])
+    dev = np.where(z < 0, z * sig_lo.T[None], z * sig_hi.T[None])  # (n_paths, h, nb)
+    dev += _common_shock(hier, rec, dev, lv, phi, rng)
+    bottom = mean.T[None] + dev
     if config.nonnegative:
         bottom = np.maximum(bottom, 0.0)
     full = np.einsum("sb,phb->sph", hier.S, bottom)
     return full.astype(np.float32)
+
+
+def _common_shock(
+    hier: Hierarchy,
+    rec: dict[str, np.ndarray],
+    dev: np.ndarray,
+    level: int,
+    phi: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The part of the total's error that the bottom draws miss, shared out by size.
+
+    A few backtest windows understate how much the categories' errors move together, so
+    the sum of the bottom draws is narrower than the total's own calibrated interval. The
+    missing variance at each step is added as one shock per path (AR(1) over the horizon),
+    split between bottom series in proportion to their own interval's width (noisy series
+    take most of it): parents stay sums of children, the total's paths get its interval's
+    spread.
+    """
+    from statistics import NormalDist
+
+    bidx = hier.bottom_index()
+    root = hier.ids.index(ROOT_ID) if ROOT_ID in hier.ids else None
+    if root is None or dev.shape[2] < 2:
+        return np.zeros_like(dev)
+    z_lv = NormalDist().inv_cdf(0.5 + level / 200)
+    target = ((rec[f"hi_{level}"][root] - rec[f"lo_{level}"][root]) / (2 * z_lv)) ** 2
+    have = dev.sum(axis=2).var(axis=0)
+    extra = np.sqrt(np.maximum(target - have, 0.0))  # (h,)
+    spread = np.maximum(rec[f"hi_{level}"][bidx] - rec[f"lo_{level}"][bidx], 0.0)  # (nb, h)
+    share = spread / np.maximum(spread.sum(axis=0, keepdims=True), 1e-12)
+    n_paths, h = dev.shape[:2]
+    e = rng.standard_normal((n_paths, h))
+    u = np.empty_like(e)
+    u[:, 0] = e[:, 0]
+    for t in range(1, h):
+        u[:, t] = phi * u[:, t - 1] + np.sqrt(1 - phi**2) * e[:, t]
+    return (u * extra[None])[:, :, None] * share.T[None]
 
 
 def _error_persistence(cv: pl.DataFrame, chosen: dict[str, str], bottom: list[str]) -> float:

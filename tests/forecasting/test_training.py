@@ -124,28 +124,31 @@ def test_forecasts_and_paths_are_coherent_and_nonnegative(
     assert (p >= 0).all()
 
 
-def test_paths_are_centred_on_the_forecasts_and_match_their_intervals(
-    trained: tuple[pl.DataFrame, PanelMeta, TrainResult],
-) -> None:
+def test_paths_are_centred_on_the_forecasts_and_match_their_intervals() -> None:
     """Annual totals and budget probabilities come from the paths: they must agree with the
-    reconciled forecasts (the point total inside its own interval, bottom spread ~ intervals)."""
-    panel, meta, res = trained
+    reconciled forecasts (the point total inside its own interval, spread ~ the stored one at
+    the widest level, which sets the paths' scale)."""
+    panel, meta = make_panel(n_fam=2, n_exe=2, months=48, seed=1)
+    res = fit(panel, meta, TrainConfig(**(FAST | {"n_paths": 2000})))
     _, hier = aggregate_panel(panel, meta)
     b = res.bundle
     p = b.paths.astype(np.float64)
     mat = {
         c: np.vstack([b.forecasts.filter(pl.col("unique_id") == u)[c].to_numpy() for u in hier.ids])
-        for c in ("mean", "lo_80", "hi_80")
+        for c in ("mean", "lo_95", "hi_95")
     }
     totals, point = p.sum(axis=2), mat["mean"].sum(axis=1)
     lo, hi = np.quantile(totals, [0.1, 0.9], axis=1)
     assert ((lo <= point) & (point <= hi)).all()
-    # bottom series: the paths' 80 % band is the stored 80 % band within Monte Carlo error
-    for i in hier.bottom_index():
-        q_lo, q_hi = np.quantile(p[i], [0.1, 0.9], axis=0)
-        width = mat["hi_80"][i] - mat["lo_80"][i]
-        assert np.allclose(q_lo, mat["lo_80"][i], atol=0.35 * width.max() + 1e-6)
-        assert np.allclose(q_hi, mat["hi_80"][i], atol=0.35 * width.max() + 1e-6)
+    # the total's paths carry its own calibrated spread (bottom draws alone are ~20 % off);
+    # bottom series within the bootstrap's shape error
+    root = hier.ids.index("total")
+    for i in [*hier.bottom_index(), root]:
+        tol = 0.05 if i == root else 0.3
+        q_lo, q_hi = np.quantile(p[i], [0.025, 0.975], axis=0)
+        width = mat["hi_95"][i] - mat["lo_95"][i]
+        assert (np.abs(q_lo - mat["lo_95"][i]) <= tol * width + 1e-6).all(), hier.ids[i]
+        assert (np.abs(q_hi - mat["hi_95"][i]) <= tol * width + 1e-6).all(), hier.ids[i]
 
 
 def test_selection_picks_best_primary_metric(
