@@ -304,5 +304,95 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 
 
+# --------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path, typer.Option(help="Folder for the generated files and the panel.")
+    ] = Path("demo"),
+    rows_per_month: Annotated[
+        int, typer.Option(min=1_000, max=40_000_000, help="Rows per generated monthly file.")
+    ] = 5_000,
+    start: Annotated[str, typer.Option(help="First generated month, YYYY-MM.")] = "2015-01",
+    end: Annotated[str, typer.Option(help="Last generated month, YYYY-MM.")] = "2024-12",
+    config: Annotated[
+        Path | None, typer.Option(help="Experiment TOML (default: the built-in defaults).")
+    ] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="End by serving the demo model.")
+    ] = True,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+) -> None:
+    """The whole job on embedded defaults: synth -> ingest -> train (register, promote) -> serve.
+
+    Writes generated Open DAMIR files to WORKDIR/raw, the panel to WORKDIR/panel.parquet, an
+    MLflow run to MLFLOW_TRACKING_URI (default sqlite:///mlflow.db, artifacts in ./mlruns),
+    registers model `spendcast` with alias `champion` when it beats the current one, then serves
+    it and prints the URLs to try and a freshly generated API key for the write endpoints.
+    """
+    import secrets
+
+    from forecasting import ingest as ingest_mod
+    from forecasting import tracking
+    from forecasting.config import load_config
+    from forecasting.sources import synth as synth_mod
+
+    raw, panel = workdir / "raw", workdir / "panel.parquet"
+    try:
+        console.rule("1/4 synth: generated Open DAMIR files")
+        out.print(
+            synth_mod.generate(
+                raw, start=start, end=end, rows_per_month=rows_per_month, console=console
+            ).summary_table()
+        )
+        console.rule("2/4 ingest: files -> bottom-level panel")
+        out.print(ingest_mod.ingest([raw], panel, console=console).summary_table())
+        console.rule("3/4 train: backtest, select, reconcile, log to MLflow, register")
+        cfg = load_config(config)
+        outcome = tracking.train(
+            panel,
+            cfg,
+            config_path=config,
+            register="spendcast",
+            promote=True,
+            progress=True,
+        )
+    except SpendcastError as exc:
+        raise _fail(exc) from exc
+    out.print(_train_table(outcome, "spendcast demo: model"))
+    if not serve_after:
+        return
+    console.rule("4/4 serve")
+    import os
+
+    key = os.environ.get("SPENDCAST_API_KEYS") or secrets.token_urlsafe(24)
+    os.environ["SPENDCAST_API_KEYS"] = key
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    year = int(_last_month(panel)[:4]) + 1
+    lines = [
+        ("web page", f"{base}/"),
+        ("API docs", f"{base}/docs"),
+        ("a forecast", f"{base}/v1/forecast?unique_id=total&horizon=12&level=95"),
+        ("annual projection", f"{base}/v1/projections/annual?unique_id=total&year={year}"),
+        ("API key", f"{key}  (Authorization: Bearer KEY on write and admin endpoints)"),
+        ("MLflow UI", f"mlflow ui --backend-store-uri {tracking.tracking_uri()}"),
+    ]
+    console.rule("spendcast demo: try these")
+    for name, value in lines:
+        out.print(f"[bold]{name:>18}[/]  {value}", soft_wrap=True, highlight=False)
+    serve(host=host, port=port, model=None, log_level="warning")
+
+
+def _last_month(panel: Path) -> str:
+    """The panel's last month as ``YYYY-MM``."""
+    from forecasting.schema import read_panel
+
+    frame, _ = read_panel(panel)
+    return str(frame["ds"].max())[:7]
+
+
 def main() -> None:  # pragma: no cover - console entry point helper
     app()
