@@ -16,6 +16,7 @@ Files in a bundle directory:
                        coherent across the hierarchy (parents are sums of children)
 ``insample.parquet``   ``unique_id, ds, y, fitted, lo_<L>, hi_<L>`` one-step in-sample fits
 ``backtest.parquet``   ``unique_id, ds, cutoff, h, y, yhat`` of the chosen model per window
+``completion.parquet`` optional (care basis): ``unique_id, age, paid_share, paid_share_sd``
 =====================  =====================================================================
 """
 
@@ -91,6 +92,7 @@ class Bundle:
     paths: np.ndarray
     insample: pl.DataFrame
     backtest: pl.DataFrame
+    completion: pl.DataFrame | None = None
 
     FILES = (
         "meta.json",
@@ -114,6 +116,8 @@ class Bundle:
             self.series.write_parquet(tmp / "series.parquet")
             self.insample.write_parquet(tmp / "insample.parquet")
             self.backtest.write_parquet(tmp / "backtest.parquet")
+            if self.completion is not None:
+                self.completion.write_parquet(tmp / "completion.parquet")
             np.savez_compressed(
                 tmp / "paths.npz",
                 ids=np.asarray(self.path_ids, dtype=str),
@@ -147,6 +151,9 @@ class Bundle:
             paths=values,
             insample=pl.read_parquet(src / "insample.parquet"),
             backtest=pl.read_parquet(src / "backtest.parquet"),
+            completion=pl.read_parquet(src / "completion.parquet")
+            if (src / "completion.parquet").exists()
+            else None,
         )
 
     @property
