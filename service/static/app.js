@@ -3,6 +3,8 @@
   "use strict";
   const I18N = window.SPENDCAST_I18N;
   const EUR = new Intl.NumberFormat("fr-FR", { style: "currency", currency: "EUR" });
+  // axis ticks: compact ("400 M €", "13,3 Md €") so large amounts fit the axis
+  const EUR_AXIS = new Intl.NumberFormat("fr-FR", { style: "currency", currency: "EUR", notation: "compact", maximumFractionDigits: 1 });
   const PCT = new Intl.NumberFormat("fr-FR", { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
   const PTS = new Intl.NumberFormat("fr-FR", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const FAN_LEVELS = [50, 80, 95];
@@ -193,7 +195,7 @@
     state.chart = new uPlot({
       width, height: 340, series, bands,
       scales: { x: { time: true } },
-      axes: [{}, { size: 110, values: (u, vals) => vals.map((v) => EUR.format(v)) }],
+      axes: [{}, { size: 110, values: (u, vals) => vals.map((v) => EUR_AXIS.format(v)) }],
       legend: { show: false },
     }, data, el);
     const nAnom = anomalies.filter((v) => v !== null).length;

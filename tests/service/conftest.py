@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,35 @@ def real_model(tmp_path_factory) -> Iterator[dict[str, Any]]:
         "bundle": result.bundle,
     }
     mp.undo()
+
+
+PBS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "pbs" / "pbs.csv"
+
+
+@pytest.fixture(scope="session")
+def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
+    """A model trained on real data: PBS (Concession, Type, ATC1), registered in the same
+    tmp MLflow store as ``real_model`` under ``spendcast-pbs``. Skips when PBS is absent."""
+    if not PBS.exists():
+        pytest.skip(f"{PBS} is not on this machine")
+    import polars as pl
+
+    from forecasting.config import TrainConfig
+    from forecasting.ingest import ingest
+    from forecasting.schema import read_panel
+    from forecasting.tracking import training_run
+    from forecasting.training import fit
+
+    tmp = tmp_path_factory.mktemp("pbs")
+    levels = ["Concession", "Type", "ATC1"]
+    tidy = tmp / "pbs-atc1.csv"  # summed over ATC2: one row per (series, month)
+    pl.read_csv(PBS).group_by([*levels, "Month"]).agg(pl.col("Cost").sum()).write_csv(tidy)
+    out = tmp / "pbs.parquet"
+    ingest([tidy], out, date_col="Month", value_col="Cost", hierarchy=",".join(levels))
+    panel, meta = read_panel(out)
+    config = TrainConfig(models=["SeasonalNaive", "AutoETS"], windows=3, n_paths=200)
+    result = fit(panel, meta, config)
+    with training_run(config, experiment="service-tests-pbs") as run:
+        run.log_result(result)
+        run.register("spendcast-pbs", promote=True)
+    return {"uri": "models:/spendcast-pbs@champion", "bundle": result.bundle}

@@ -38,18 +38,20 @@ ARGS = [
 # The test run saves its screenshot as an artifact in test-artifacts/ (git-ignored);
 # `SPENDCAST_UPDATE_SCREENSHOT=1 make test` also refreshes the README's docs/screenshot.png.
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "test-artifacts" / "screenshot.png"
+SCREENSHOT = ROOT / "test-artifacts" / "screenshot.png"  # -generated / -pbs
 DOCS_SCREENSHOT = ROOT / "docs" / "screenshot.png"
 
 
-@pytest.fixture(scope="module")
-def base_url(real_model, tmp_path_factory) -> Iterator[str]:
-    """The real service on the registered champion, on a free loopback port."""
+@pytest.fixture(scope="module", params=["generated", "pbs"])
+def base_url(request, tmp_path_factory) -> Iterator[str]:
+    """The real service on a registered champion, on a free loopback port: the model trained
+    on the generated panel, then one trained on real data (PBS)."""
+    model = request.getfixturevalue("real_model" if request.param == "generated" else "pbs_model")
     tmp = tmp_path_factory.mktemp("ui")
     settings = Settings(
         database_url=f"sqlite:///{tmp / 'store.db'}",
         cache_dir=tmp / "cache",
-        model_uri=real_model["uri"],
+        model_uri=model["uri"],
         log_level="WARNING",
         api_keys=SecretStr(KEY),
     )
@@ -106,8 +108,9 @@ def _close(a: float | None, b: float | None) -> bool:
 
 
 @pytest.mark.slow
-def test_page_in_a_real_browser(base_url, browser, tmp_path):
+def test_page_in_a_real_browser(base_url, browser, tmp_path, request):
     base = base_url
+    which = request.node.callspec.params["base_url"]
     family, children = _family(base)
     requests: list[str] = []
     # a stored observation for the first projected month, far above: flagged and stored
@@ -234,11 +237,12 @@ def test_page_in_a_real_browser(base_url, browser, tmp_path):
     assert page.locator("#months th").first.inner_text() == "Month"
     page.locator("#lang-toggle").press("Enter")
 
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert SCREENSHOT.stat().st_size > 10_000
-    if os.environ.get("SPENDCAST_UPDATE_SCREENSHOT") == "1":
-        shutil.copyfile(SCREENSHOT, DOCS_SCREENSHOT)
+    shot = SCREENSHOT.with_name(f"screenshot-{which}.png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if which == "generated" and os.environ.get("SPENDCAST_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, DOCS_SCREENSHOT)
 
     # a bottom-level series chosen from the tree itself (End, Enter): no children to show
     page.locator("#search").fill("")
