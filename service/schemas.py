@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "Health",
@@ -23,6 +24,7 @@ __all__ = [
     "Observation",
     "DetectRequest",
     "Verdict",
+    "Contribution",
     "DetectResponse",
     "StoredResult",
     "StoredResults",
@@ -190,6 +192,11 @@ class Observation(BaseModel):
     unique_id: SeriesId
     ds: dt.date = Field(description="The month (any day of it; the first is stored).")
     y: float = Field(allow_inf_nan=False, description="The observed amount.")
+    as_of: dt.date | None = Field(
+        None,
+        description="Care basis: processing month of the extract this value comes from "
+        "(its age = as_of - ds in months). Default: the request's as_of, else its latest ds.",
+    )
 
 
 class DetectRequest(BaseModel):
@@ -199,6 +206,17 @@ class DetectRequest(BaseModel):
 
     observations: list[Observation] = Field(min_length=1, max_length=10_000)
     level: Level = 99
+    as_of: dt.date | None = Field(
+        None, description="Care basis: processing month of observations without their own."
+    )
+
+
+class Contribution(BaseModel):
+    """A child's part in a flagged parent's deviation."""
+
+    unique_id: str
+    deviation: float = Field(description="The child's observed - expected.")
+    share: float | None = Field(None, description="deviation / the parent's deviation.")
 
 
 class Verdict(BaseModel):
@@ -219,6 +237,31 @@ class Verdict(BaseModel):
     )
     revision: int | None = Field(None, description="Stored revision of this (series, month).")
     new: bool | None = Field(None, description="False when this exact value was stored before.")
+    conditioned_on: int | None = Field(
+        None,
+        description="Months after the training end whose values conditioned this judgement "
+        "(0: the stored k-step forecast).",
+    )
+    conditioning: dict[str, float] | None = Field(
+        None,
+        description="Those months and the value each contributed (a flagged month contributes "
+        "its expectation; care basis: completed values).",
+    )
+    age: int | None = Field(None, description="Care basis: months between ds and as_of.")
+    paid_share: float | None = Field(
+        None, description="Care basis: expected share of the complete month paid at this age."
+    )
+    as_of: dt.date | None = None
+    explained_by: list[Contribution] | None = Field(
+        None,
+        description="Flagged parent: its children judged for the same month, largest "
+        "|deviation| first.",
+    )
+
+    @field_validator("conditioning", "explained_by", mode="before")
+    @classmethod
+    def _json(cls, v: Any) -> Any:
+        return json.loads(v) if isinstance(v, str) else v
 
 
 class DetectResponse(BaseModel):

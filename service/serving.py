@@ -75,18 +75,25 @@ class ServedModel:
     loaded_at: dt.datetime
     load_seconds: float
     series_rows: list[dict[str, Any]] = field(default_factory=list)
+    children: dict[str, list[str]] = field(default_factory=dict)
     _payloads: dict[tuple[str, int, tuple[int, ...]], bytes] = field(default_factory=dict)
 
     @classmethod
     def build(cls, loaded: LoadedModelLike, load_seconds: float = 0.0) -> ServedModel:
         """Index a loaded bundle."""
         bundle = loaded.bundle
+        rows = bundle.series.to_dicts()
+        children: dict[str, list[str]] = {}
+        for r in rows:
+            if r.get("parent") is not None:
+                children.setdefault(str(r["parent"]), []).append(str(r["unique_id"]))
         return cls(
             loaded=loaded,
             lookup=index_bundle(bundle),
             loaded_at=dt.datetime.now(dt.UTC),
             load_seconds=load_seconds,
-            series_rows=bundle.series.to_dicts(),
+            series_rows=rows,
+            children=children,
         )
 
     @property

@@ -7,7 +7,12 @@ SQLite (WAL journal) by default, PostgreSQL through the same code. Two tables:
     the same ``(unique_id, ds)`` is a new row with the next ``revision`` (1, 2, ...); nothing
     is ever overwritten.
 ``results``
-    one judgement per ``(observation_id, model_version, level)``.
+    one judgement per ``(observation_id, model_version, level)``, with what conditioned it
+    (``conditioned_on`` months, ``conditioning`` JSON month -> value used), the care-basis
+    ``age`` / ``paid_share`` and, for a flagged parent, ``explained_by`` (JSON).
+
+Columns added after a table was first created are added in place at start (nullable
+``ALTER TABLE ... ADD COLUMN``), so existing databases keep working.
 
 Writes of one detect call run in one transaction that first takes the store's write lock
 (``BEGIN IMMEDIATE`` on SQLite, ``LOCK TABLE ... SHARE ROW EXCLUSIVE`` on PostgreSQL), so
@@ -35,11 +40,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
     func,
     insert,
+    inspect,
     select,
     text,
 )
@@ -63,6 +70,7 @@ observations = Table(
     Column("revision", Integer, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("request_id", String(64)),
+    Column("as_of", Date),
     UniqueConstraint("unique_id", "ds", "y", name="uq_observation_value"),
     UniqueConstraint("unique_id", "ds", "revision", name="uq_observation_revision"),
 )
@@ -87,6 +95,11 @@ results = Table(
     Column("score", Double),
     Column("status", String(32), nullable=False),
     Column("judged_at", DateTime(timezone=True), nullable=False),
+    Column("conditioned_on", Integer),
+    Column("conditioning", Text),
+    Column("age", Integer),
+    Column("paid_share", Double),
+    Column("explained_by", Text),
     UniqueConstraint("observation_id", "model_version", "level", name="uq_result"),
     Index("ix_results_flagged", "is_anomaly"),
 )
@@ -138,6 +151,18 @@ class Store:
             if self.schema and not self.is_sqlite:
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
             metadata.create_all(conn)
+            self._add_missing_columns(conn)
+
+    def _add_missing_columns(self, conn: Connection) -> None:
+        """Add nullable columns that a table created by an older version lacks."""
+        insp = inspect(conn)
+        for table in (observations, results):
+            have = {c["name"] for c in insp.get_columns(table.name, schema=self.schema)}
+            for col in table.columns:
+                if col.name in have or not col.nullable:
+                    continue
+                kind = col.type.compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {self._name(table)} ADD COLUMN {col.name} {kind}"))
 
     def drop(self) -> None:
         """Drop the tables (and the schema, on PostgreSQL). For tests."""
@@ -199,6 +224,7 @@ class Store:
                             "revision": rev,
                             "received_at": now,
                             "request_id": request_id,
+                            "as_of": j.as_of,
                         }
                     )
                 if new_rows:
@@ -264,6 +290,11 @@ class Store:
                     "score": j.score,
                     "status": j.status,
                     "judged_at": now,
+                    "conditioned_on": j.conditioned_on,
+                    "conditioning": j.conditioning,
+                    "age": j.age,
+                    "paid_share": j.paid_share,
+                    "explained_by": j.explained_by,
                 },
             )
         if not rows:
@@ -312,6 +343,12 @@ class Store:
             r.score,
             r.status,
             r.judged_at,
+            r.conditioned_on,
+            r.conditioning,
+            r.age,
+            r.paid_share,
+            r.explained_by,
+            o.as_of,
         ).join_from(observations, results, o.id == r.observation_id)
         if unique_id is not None:
             stmt = stmt.where(o.unique_id == unique_id)
@@ -322,6 +359,27 @@ class Store:
         stmt = stmt.order_by(o.ds, o.unique_id, o.revision, r.id).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    def latest(
+        self, unique_ids: Sequence[str], since: dt.date
+    ) -> list[tuple[str, dt.date, float, dt.date | None]]:
+        """Latest revision of every stored (series, month) on or after ``since``.
+
+        Returns ``(unique_id, ds, y, as_of)`` rows: what conditions one-step-ahead judging.
+        """
+        c = observations.c
+        ids = sorted(set(unique_ids))
+        latest: dict[tuple[str, dt.date], tuple[int, float, dt.date | None]] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), _CHUNK):
+                stmt = select(c.unique_id, c.ds, c.revision, c.y, c.as_of).where(
+                    c.unique_id.in_(ids[i : i + _CHUNK]), c.ds >= since
+                )
+                for uid, ds, rev, y, as_of in conn.execute(stmt):
+                    prev = latest.get((uid, ds))
+                    if prev is None or int(rev) > prev[0]:
+                        latest[(uid, ds)] = (int(rev), float(y), as_of)
+        return [(u, d, y, a) for (u, d), (_, y, a) in sorted(latest.items())]
 
     def counts(self) -> dict[str, int]:
         """Row counts (observations, results, distinct (series, month) pairs)."""

@@ -37,18 +37,44 @@ def detect(
 ) -> DetectResponse:
     """Judge each observation against the model at ``level`` (default 99) and store both.
 
-    ``score`` is the two-sided tail probability of the value under the model's sample paths
-    at that month (``2 min(F(y), 1 - F(y))``; small = surprising), or, without paths, under a
-    normal approximation fitted to the widest stored interval. The same (series, month, value)
-    posted again is not stored twice; a new value for a stored (series, month) is stored as
-    the next ``revision``."""
+    **One step ahead.** Months after the model's training end that are already stored (latest
+    revision) or earlier in this request condition the expectation of later months: the
+    series' chosen model is updated on them (statsforecast ``forward``, parameters fixed) and
+    the stored forecast moves by the change this causes, so each month is judged one step
+    after the last known one (``conditioned_on`` months, listed in ``conditioning``). A month
+    that is itself flagged conditions later months with its expectation, not its value.
+
+    **Bounds** are split-conformal: the series' one-step in-sample residual scale times the
+    pooled quantile of standardised residuals at ``level``, enlarged by the backtest ratio of
+    out-of-sample to in-sample one-step errors (and by the step-ahead profile after a gap).
+
+    **Score** is the two-sided tail probability of ``y`` under a normal predictive
+    distribution fitted to that interval (``2 (1 - Phi(|y - expected| / sigma))``; small =
+    surprising).
+
+    **Care basis**: ``age`` = months from ``ds`` to ``as_of`` (per observation, else the
+    request's ``as_of``, else the latest ``ds`` posted); ``expected``, ``lo``, ``hi`` are
+    multiplied by the expected ``paid_share`` at that age, so a fresh, partly paid month is
+    not a drop.
+
+    A flagged parent lists in ``explained_by`` its children judged for the same month (in
+    the request or stored) with their deviations, largest first. The same (series, month,
+    value) posted again is not stored twice; a new value for a stored (series, month) is
+    stored as the next ``revision`` and later months are re-judged on it."""
     if len(body.observations) > settings.max_observations:
         raise InvalidParameter(
             f"{len(body.observations)} observations; at most {settings.max_observations} per call",
             field="observations",
         )
+    ids = {o.unique_id for o in body.observations}
+    ids |= {c for u in list(ids) for c in model.children.get(u, ())}
+    known = store.latest(sorted(ids), dt.date.fromisoformat(model.bundle.meta.last_ds))
     verdicts = judge(
-        ((o.unique_id, o.ds, o.y) for o in body.observations), model.lookup, level=body.level
+        ((o.unique_id, o.ds, o.y, o.as_of) for o in body.observations),
+        model.lookup,
+        level=body.level,
+        stored=known,
+        as_of=body.as_of,
     )
     stored = store.record(verdicts, model_version=model.version_label, request_id=request_id)
     for v in verdicts:
