@@ -469,7 +469,7 @@ def tail_probability(
     if not math.isfinite(scale) or scale <= 0:
         return 1.0 if y == mean else 0.0
     z = abs(y - mean) / (scale / z_level)
-    return float(2 * (1 - _NORMAL.cdf(z)))
+    return float(max(2 * _NORMAL.cdf(-z), 1e-300))  # never exactly 0 (like the path score)
 
 
 @dataclass(frozen=True)

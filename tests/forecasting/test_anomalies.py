@@ -114,14 +114,25 @@ def test_short_history_is_insufficient():
     assert j.status == "INSUFFICIENT_DATA" and not j.is_anomaly and j.expected is not None
 
 
-def test_level_not_trained_needs_paths():
+def test_level_not_trained_needs_paths_or_residuals():
     b = make_bundle(seed=1)
     b.paths = np.empty((len(IDS), 0, 12), dtype=np.float32)
+    b.insample = b.insample.clear()  # no one-step residuals: only the stored levels
     lookup = index_bundle(b)
     with pytest.raises(InputError, match="level 50"):
         judge([("total", D(2024, 1, 1), 1.0)], lookup, level=50)
     (j,) = judge([("total", D(2024, 1, 1), 1.0)], lookup, level=80)
     assert j.status == "ANOMALY" and 0 <= j.score < 0.2  # normal approximation, far below
+
+
+def test_conformal_bounds_at_any_level_nest():
+    b = make_bundle(seed=1)
+    b.paths = np.empty((len(IDS), 0, 12), dtype=np.float32)
+    lookup = index_bundle(b)
+    obs = [("total", D(2024, 1, 1), 1.0)]
+    (j50,) = judge(obs, lookup, level=50)
+    (j90,) = judge(obs, lookup, level=90)
+    assert j90.lo < j50.lo < j50.expected < j50.hi < j90.hi
 
 
 @settings(max_examples=30, deadline=None)
