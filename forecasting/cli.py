@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -392,6 +393,161 @@ def _last_month(panel: Path) -> str:
 
     frame, _ = read_panel(panel)
     return str(frame["ds"].max())[:7]
+
+
+# --------------------------------------------------------------------------- detect
+
+
+def _read_observations(path: Path) -> object:
+    """``unique_id, ds, y`` [+ ``as_of``] from a CSV or parquet file; bad cells name line/column."""
+    import polars as pl
+
+    from forecasting.schema import InputError
+    from forecasting.sources.tidy import parse_month
+
+    if not path.exists():
+        raise InputError("no such file", file=path)
+    if path.stat().st_size == 0:
+        raise InputError("the file is empty", file=path, line=1, hint="give unique_id,ds,y rows")
+    try:
+        if path.suffix.lower() == ".parquet":
+            raw = pl.read_parquet(path)
+        else:
+            raw = pl.read_csv(path, infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"cannot read ({str(exc).splitlines()[0]})", file=path) from exc
+    for name in ("unique_id", "ds", "y"):
+        if name not in raw.columns:
+            raise InputError(
+                f"missing column '{name}' (have: {', '.join(raw.columns)})",
+                file=path,
+                line=1,
+                column=name,
+                hint="observations need unique_id, ds (YYYY-MM or a date) and y",
+            )
+    cols = [
+        pl.col("unique_id").cast(pl.String),
+        parse_month("ds").alias("ds"),
+        pl.col("y").cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias("y"),
+    ]
+    if "as_of" in raw.columns:
+        cols.append(parse_month("as_of").alias("as_of"))
+    frame = raw.select(cols)
+    header = 0 if path.suffix.lower() == ".parquet" else 1
+    for name in frame.columns:
+        given = raw[name].is_not_null() & (raw[name].cast(pl.String).str.strip_chars() != "")
+        bad = frame[name].is_null() | (frame[name].is_nan() if name == "y" else False)
+        where = (bad & (given if name == "as_of" else True)).arg_true()
+        if where.len():
+            i = int(where[0])
+            raise InputError(
+                f"bad value {raw[name][i]!r} ({where.len()} bad row(s))",
+                file=path,
+                line=i + 1 + header,
+                column=name,
+                hint="ds/as_of: YYYY-MM or YYYY-MM-DD; y: a finite number",
+            )
+    return frame
+
+
+def _post_detect(frame: object, url: str, api_key: str | None, level: int) -> object:
+    """Judge through a running service, in batches of at most 10,000 observations."""
+    import httpx
+    import polars as pl
+
+    from forecasting.anomalies import DETECT_COLUMNS
+
+    assert isinstance(frame, pl.DataFrame)
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    rows: list[dict[str, object]] = []
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120) as client:
+        for batch in frame.iter_slices(10_000):
+            obs = [
+                {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+                for r in batch.to_dicts()
+            ]
+            resp = client.post("/v1/anomalies/detect", json={"observations": obs, "level": level})
+            if resp.status_code != 200:
+                raise SpendcastError(f"{url} answered {resp.status_code}: {resp.text[:500]}")
+            for r in resp.json()["results"]:
+                eb = r.get("explained_by")
+                r["explained_by"] = json.dumps(eb) if eb is not None else None
+                rows.append({c: r.get(c) for c in DETECT_COLUMNS})
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.col("ds").cast(pl.Date))
+
+
+@app.command()
+def detect(
+    observed: Annotated[Path, typer.Argument(help="Observations: unique_id, ds, y [, as_of].")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model URI (default: SPENDCAST_MODEL_URI or models:/spendcast@champion)."
+        ),
+    ] = None,
+    level: Annotated[int, typer.Option(min=1, max=99, help="Interval level in percent.")] = 99,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write every judgement here (CSV).")
+    ] = None,
+    fail_on_anomaly: Annotated[
+        bool, typer.Option("--fail-on-anomaly", help="Exit 3 when anything is flagged.")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Judge through a running service at this base URL.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key for --url.")] = None,
+) -> None:
+    """Judge observed months against the model (or a running service) and list the flags.
+
+    Same judging as POST /v1/anomalies/detect: earlier months of a series in the file
+    condition later ones (one step ahead). Exit codes: 0 done, 2 bad input, 3 flagged
+    (with --fail-on-anomaly).
+    """
+    import polars as pl
+    from rich.table import Table
+
+    from forecasting.anomalies import detect as detect_frame
+    from forecasting.schema import atomic_path
+
+    try:
+        frame = _read_observations(observed)
+        assert isinstance(frame, pl.DataFrame)
+        if url:
+            judged = _post_detect(frame, url, api_key, level)
+        else:
+            from forecasting.tracking import load_model
+            from service.config import get_settings
+
+            loaded = load_model(model or get_settings().model_uri)
+            judged = detect_frame(frame, loaded.bundle, level=level)
+        assert isinstance(judged, pl.DataFrame)
+    except (SpendcastError, OSError) as exc:
+        raise _fail(exc) from exc
+    except Exception as exc:  # network errors of --url, MLflow errors
+        raise _fail(exc, 1) from exc
+    if out_path is not None:
+        with atomic_path(out_path) as tmp:
+            judged.write_csv(tmp)
+    flagged = judged.filter(pl.col("is_anomaly"))
+    table = Table(title=f"{flagged.height} flagged of {judged.height} (level {level})")
+    for col in ("series", "month", "observed", "expected", "bounds", "score", "explained by"):
+        table.add_column(col, justify="left" if col in ("series", "explained by") else "right")
+    for r in flagged.sort("score").head(50).iter_rows(named=True):
+        kids = json.loads(r["explained_by"]) if r["explained_by"] else []
+        table.add_row(
+            r["unique_id"],
+            str(r["ds"])[:7],
+            f"{r['y']:,.0f}",
+            f"{r['expected']:,.0f}",
+            f"{r['lo']:,.0f} .. {r['hi']:,.0f}",
+            f"{r['score']:.2g}",
+            ", ".join(f"{k['unique_id']} ({k['deviation']:+,.0f})" for k in kids[:3]),
+        )
+    out.print(table)
+    counts = judged.group_by("status").len().sort("status")
+    out.print(", ".join(f"{s}: {n}" for s, n in counts.iter_rows()), highlight=False)
+    if fail_on_anomaly and flagged.height:
+        raise typer.Exit(3)
 
 
 def main() -> None:  # pragma: no cover - console entry point helper
