@@ -215,3 +215,17 @@ def test_dask_gives_the_local_result() -> None:
     a, b = local.bundle.forecasts, dist.bundle.forecasts
     for col in ["mean", *level_cols([80, 95])]:
         assert np.allclose(a[col], b[col], rtol=1e-6), col
+
+
+def test_conformal_intervals_cover_their_level_on_the_backtest() -> None:
+    """Pooled, locally scaled conformal bounds (leave-one-window-out) keep their promise on
+    generated series with known noise: overall backtest coverage within 2 points of nominal
+    (the models' own intervals miss by 2.8 points at 95 % on this panel)."""
+    panel, meta = make_panel(n_fam=6, n_exe=5, months=96, seed=3)
+    cfg = TrainConfig(**(FAST | {"horizon": 12, "intervals": "conformal", "levels": [80, 95]}))
+    cov = fit(panel, meta, cfg).coverage
+    overall = dict(
+        cov.filter(pl.col("hierarchy_level") == "overall").select("level", "coverage").iter_rows()
+    )
+    assert abs(overall[80] - 0.80) <= 0.02, overall
+    assert abs(overall[95] - 0.95) <= 0.02, overall
