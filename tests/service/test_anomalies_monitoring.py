@@ -1,0 +1,102 @@
+"""POST /v1/anomalies/detect month after month on a really trained champion."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import text
+
+from service.serving import default_loader
+from service.store import Store
+from tests.service.conftest import AUTH
+
+
+@pytest.fixture
+def real_client(make_client, real_model):
+    return make_client(loader=default_loader, model_uri=real_model["uri"])
+
+
+def _fc(bundle, uid: str) -> list[dict]:
+    return bundle.forecasts.filter(bundle.forecasts["unique_id"] == uid).sort("ds").to_dicts()
+
+
+def _post(client, obs, **body):
+    r = client.post("/v1/anomalies/detect", json={"observations": obs, **body}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    return r.json()["results"]
+
+
+def test_stored_months_condition_the_next_and_rejudging_is_idempotent(
+    real_client, make_client, real_model
+):
+    bundle = real_model["bundle"]
+    uid = "total/F0/E0"
+    fc = _fc(bundle, uid)
+
+    def obs(k: int, y: float) -> dict:
+        return {"unique_id": uid, "ds": str(fc[k]["ds"]), "y": y}
+
+    early = [obs(k, fc[k]["mean"] + 0.5 * (fc[k]["hi_80"] - fc[k]["mean"])) for k in range(5)]
+    m6 = obs(5, fc[5]["mean"])
+    firsts = _post(real_client, early)
+    assert [v["conditioned_on"] for v in firsts] == [0, 1, 2, 3, 4]  # one request, month by month
+    (sixth,) = _post(real_client, [m6])
+    assert sixth["conditioned_on"] == 5
+    assert list(sixth["conditioning"]) == [o["ds"] for o in early]
+    # the same month judged on a store that knows nothing: six steps ahead, unconditioned
+    (fresh,) = _post(make_client(loader=default_loader, model_uri=real_model["uri"]), [m6])
+    assert fresh["conditioned_on"] == 0
+    assert sixth["hi"] - sixth["lo"] < fresh["hi"] - fresh["lo"]
+    assert sixth["expected"] > fresh["expected"]  # the stored months came in above
+    # idempotent: same value, same verdict, not stored again
+    (again,) = _post(real_client, [m6])
+    assert again["new"] is False and again["revision"] == 1
+    assert again["expected"] == pytest.approx(sixth["expected"], rel=1e-12)
+    # revisions of months 1-5 (back to their expectations) move month 6's judgement back
+    revs = _post(real_client, [obs(k, fc[k]["mean"]) for k in range(5)])
+    assert all(r["revision"] == 2 and r["new"] for r in revs)
+    (rejudged,) = _post(real_client, [m6])
+    assert rejudged["conditioning"][early[0]["ds"]] == pytest.approx(fc[0]["mean"])
+    moved, before = rejudged["expected"] - fresh["expected"], sixth["expected"] - fresh["expected"]
+    assert abs(moved) < abs(before)
+    stored = real_client.get("/v1/anomalies", params={"unique_id": uid}).json()["results"]
+    assert [r["conditioned_on"] for r in stored if r["ds"] == m6["ds"]] == [5]  # same model+level
+    assert all("conditioning" in r and "explained_by" in r for r in stored)
+
+
+def test_flagged_parent_is_explained_by_its_stored_children(real_client, real_model):
+    bundle = real_model["bundle"]
+    parent = "total/F1"
+    kids = bundle.series.filter(bundle.series["parent"] == parent)["unique_id"].to_list()
+    month = _fc(bundle, parent)[0]["ds"]
+    values = {u: _fc(bundle, u)[0]["mean"] for u in [parent, *kids]}
+    bump = 0.5 * values[parent]
+    children = [
+        {"unique_id": u, "ds": str(month), "y": values[u] + (bump if u == kids[-1] else 0.0)}
+        for u in kids
+    ]
+    _post(real_client, children)
+    (verdict,) = _post(
+        real_client, [{"unique_id": parent, "ds": str(month), "y": values[parent] + bump}]
+    )
+    assert verdict["is_anomaly"] and verdict["direction"] == "above"
+    parts = verdict["explained_by"]
+    assert parts[0]["unique_id"] == kids[-1] and parts[0]["share"] > 0.8
+    assert {p["unique_id"] for p in parts} == set(kids)
+    flagged = real_client.get("/v1/anomalies", params={"unique_id": parent, "flagged": True})
+    assert flagged.json()["results"][0]["explained_by"][0]["unique_id"] == kids[-1]
+
+
+def test_store_adds_new_columns_to_an_older_table(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'old.db'}")
+    store.create()
+    with store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE spendcast_results DROP COLUMN explained_by"))
+        conn.execute(text("ALTER TABLE spendcast_observations DROP COLUMN as_of"))
+    store.create()  # the next start adds them back
+    assert store.latest(["x"], dt.date(2020, 1, 1)) == []
+    with store.engine.connect() as conn:
+        cols = {r[1] for r in conn.execute(text("PRAGMA table_info(spendcast_results)"))}
+    assert {"explained_by", "conditioned_on", "conditioning", "age", "paid_share"} <= cols
+    store.dispose()
