@@ -468,12 +468,12 @@ def _post_detect(frame: object, url: str, api_key: str | None, level: int) -> ob
             ]
             resp = client.post("/v1/anomalies/detect", json={"observations": obs, "level": level})
             if resp.status_code != 200:
-                raise SpendcastError(f"{url} answered {resp.status_code}: {resp.text[:500]}")
+                raise RuntimeError(f"{url} answered {resp.status_code}: {resp.text[:500]}")
             for r in resp.json()["results"]:
                 eb = r.get("explained_by")
                 r["explained_by"] = json.dumps(eb) if eb is not None else None
                 rows.append({c: r.get(c) for c in DETECT_COLUMNS})
-    return pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.col("ds").cast(pl.Date))
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.col("ds").str.to_date())
 
 
 @app.command()

@@ -78,3 +78,37 @@ def test_bad_file_exits_2_naming_line_and_column(model_dir, tmp_path, text, line
     assert r.exit_code == 2, r.output
     assert "bad.csv" in r.output and f"line {line}" in r.output and column in r.output
     assert not out.exists()  # nothing written on bad input
+
+
+def test_url_posts_to_a_running_service_with_the_same_verdicts(model_dir, tmp_path):
+    from pydantic import SecretStr
+
+    from service.config import Settings
+    from service.main import create_app
+    from tests.service.conftest import KEY
+    from tests.service.server import running
+    from tests.service.synthetic import fake_loader
+
+    bundle, path = model_dir
+    obs = tmp_path / "obs.csv"
+    _observed(bundle, factor_total=3.0).write_csv(obs)
+    local, remote = tmp_path / "local.csv", tmp_path / "remote.csv"
+    r = runner.invoke(app, ["detect", str(obs), "--model", str(path), "--out", str(local)])
+    assert r.exit_code == 0, r.output
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        api_keys=SecretStr(KEY),
+        cache_dir=tmp_path / "cache",
+        log_level="WARNING",
+    )
+    with running(create_app(settings, loader=fake_loader(bundle))) as base:
+        args = ["detect", str(obs), "--url", base, "--out", str(remote), "--fail-on-anomaly"]
+        r = runner.invoke(app, [*args, "--api-key", KEY])
+        assert r.exit_code == 3, r.output
+        denied = runner.invoke(app, [*args, "--api-key", "wrong"])
+        assert denied.exit_code == 1 and "401" in denied.output
+    a, b = pl.read_csv(local), pl.read_csv(remote)
+    assert a.columns == b.columns and a.height == b.height == 18
+    for col in ("expected", "lo", "hi", "conditioned_on"):
+        assert a[col].to_list() == pytest.approx(b[col].to_list(), rel=1e-9)
+    assert a["status"].to_list() == b["status"].to_list()
