@@ -179,18 +179,22 @@ class SeriesForecast:
     _failed: bool = field(default=False, repr=False)
     _cache: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict, repr=False)
     _shares: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False)
+    _wd: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.first_month = month_index(self.ds[0]) if self.ds else 0
 
     # ------------------------------------------------------------ conditioning
     def _exog(self, n: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        from forecasting.calendar import working_days_frame
+        """Working days of the first ``n`` months of history (+ known) and the ``h`` after."""
+        if self._wd is None or self._wd.shape[0] < n + h:
+            from forecasting.calendar import working_days_frame
 
-        first = month_index(self.history_ds[0])
-        months = [_month(first + i) for i in range(n + h)]
-        wd = working_days_frame(months).drop("ds").to_numpy().astype(np.float64)
-        return wd[:n], wd[n:]
+            first = month_index(self.history_ds[0])
+            total = max(n + h, len(self.history_ds) + len(self.ds))
+            months = [_month(first + i) for i in range(total)]
+            self._wd = working_days_frame(months).drop("ds").to_numpy().astype(np.float64)
+        return self._wd[:n], self._wd[n : n + h]
 
     def _forward(self, y: np.ndarray, h: int) -> np.ndarray:
         assert self._models is not None
