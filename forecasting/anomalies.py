@@ -17,13 +17,21 @@ Statuses, one per observation:
 ``EXPECTED``           the value lies inside it
 =====================  ======================================================================
 
-The **score** is a two-sided tail probability in ``[0, 1]`` (a p-value: small = surprising).
-With sample paths it is ``2 * min(F(y), 1 - F(y))`` where ``F`` is the empirical CDF of the
-paths at that month, computed with mid-ranks and a ``+1`` correction so it is never exactly 0.
-Without paths it comes from the interval quantiles: a normal approximation whose scale is
-taken, side by side, from the widest stored interval (``mean - lo`` below, ``hi - mean`` above).
-Bounds at a level the model stored are the stored (reconciled) bounds; any other level's
-bounds are empirical quantiles of the sample paths.
+**Bounds** (split conformal, every level): ``expected`` plus or minus the series' one-step
+scale times the pooled ``level`` quantile of standardised one-step absolute residuals (see
+*Calibration* below), times the step-ahead profile when the month is more than one step after
+the last known month. The model's own (and the stored reconciled) intervals under-cover one
+step ahead, so they are used only for series without in-sample residuals (degenerate series,
+hand-built bundles): then the bounds are the stored ones, or sample-path quantiles at other
+levels.
+
+The **score** is a two-sided tail probability in ``[0, 1]`` (a p-value: small = surprising):
+``2 (1 - Phi(|y - expected| / sigma))`` under a normal predictive distribution fitted to the
+judged interval (``sigma = half-width / z_level``, side by side below and above), never
+exactly 0; so ``score < 1 - level/100`` exactly when the value is outside the bounds. For the
+fallback series it is ``2 * min(F(y), 1 - F(y))`` with ``F`` the empirical CDF (mid-ranks,
+``+1`` correction) of the sample paths at that month, or the same normal approximation fitted
+to the widest stored interval.
 
 **One-step-ahead judging (conditioning).** A model trained up to month ``T`` judges ``T+k``
 with a k-step interval. When the values of ``T+1 .. T+j`` are known (``stored`` in the
@@ -39,13 +47,14 @@ them (month: value used). **Policy for flagged months**: a month that is itself 
 conditions later months with its expectation, not its value (one spike neither drags the
 next expectations nor widens their bounds); the latest revision of each month is used.
 
-**Calibration of conditioned judgements** (split conformal): the interval is the expectation
-plus or minus the ``level`` quantile of the series' one-step in-sample absolute residuals
-(``insample.parquet``, first season dropped), multiplied by the pooled ratio of backtest
-``h=1`` absolute errors to in-sample ones (in-sample errors are optimistic), and by the pooled
-step-ahead profile of backtest errors when a gap leaves more than one step. The score of a
-conditioned (or care-basis) judgement is the normal-approximation tail probability fitted to
-that interval (``2 (1 - Phi(|y - expected| / sigma))``, ``sigma = half-width / z``).
+**Calibration**: each series' one-step in-sample absolute residuals (``insample.parquet``,
+first season dropped) are divided by their mean (the series' scale); the quantile at
+``level`` is taken over all series pooled (a 99 % quantile of a few dozen residuals is noise).
+The scale is multiplied by the pooled ratio of backtest ``h=1`` absolute errors to it
+(in-sample errors are optimistic; never below 1) and, ``s`` steps after the last known month,
+by the pooled step-ahead profile of backtest errors (``profile[0] = 1``). Measured on
+generated panels with known Gaussian noise (6 seeds, 17 series x 12 clean months each,
+judged month by month): 4.3 % flagged at level 95, 0.9 % at level 99.
 
 **Care basis** (``meta.basis == "care"``): the model forecasts complete care months. An
 observation of age ``a`` (months between its care month ``ds`` and its ``as_of`` processing
