@@ -102,6 +102,8 @@ def test_benchmark_runs_on_a_small_generated_panel(capsys: pytest.CaptureFixture
         assert months == truth_months
         assert sum(tot for _, tot in c.cells.values()) == c.tp + c.fn
         assert sum(hit for hit, _ in c.cells.values()) == c.tp
+        assert 0 <= c.persistent_flags <= c.clean_flags
+        assert c.persistent_months <= c.clean_months
     assert truth_months is not None and truth_months[1] == 3 * 12
     assert len(res.goals()) == 3
     assert bench.main(argv) == 0
