@@ -32,10 +32,30 @@ from forecasting.schema import (
 from forecasting.sources import codes, legacy_tables, open_damir, tidy
 from forecasting.sources.open_damir import N_COL, FileStats
 
-__all__ = ["FORMATS", "IngestReport", "detect_format", "ingest", "list_inputs"]
+__all__ = [
+    "FORMATS",
+    "META_TRIANGLE",
+    "PROCESSING_COL",
+    "IngestReport",
+    "detect_format",
+    "ingest",
+    "list_inputs",
+    "triangle_path",
+]
 
 FORMATS = ("open-damir", "legacy", "tidy")
 CACHE_VERSION = "1"
+META_TRIANGLE = "spendcast.triangle"
+"""Panel metadata key: absolute path of the care x processing triangle written beside it."""
+PROCESSING_COL = "processing_ds"
+
+
+def triangle_path(panel_path: Path) -> Path:
+    """``PANEL.triangle.parquet`` beside a panel (the name convention; see META_TRIANGLE)."""
+    panel_path = Path(panel_path)
+    return panel_path.with_name(panel_path.stem + ".triangle.parquet")
+
+
 _OD_RE = re.compile(r"^A(\d{4})(\d{2})\.csv(\.gz)?$", re.IGNORECASE)
 
 
@@ -59,6 +79,7 @@ class IngestReport:
     series: int = 0
     totals: dict[str, float] = field(default_factory=dict)
     quarantine: str | None = None
+    triangle: str | None = None
 
     @property
     def report_path(self) -> Path:
@@ -82,6 +103,7 @@ class IngestReport:
             "series": self.series,
             "totals": self.totals,
             "quarantine": self.quarantine,
+            "triangle": self.triangle,
         }
 
     def summary_table(self) -> Table:
@@ -102,6 +124,8 @@ class IngestReport:
             t.add_row("months filled with 0", f"{self.filled_missing:,}")
         t.add_row("series x months", f"{self.series:,} series, {len(self.totals)} months")
         t.add_row("total", f"{sum(self.totals.values()):,.2f} ({self.measure}, {self.basis})")
+        if self.triangle:
+            t.add_row("care x processing triangle", self.triangle)
         return t
 
 
@@ -273,6 +297,7 @@ def ingest(
         [CACHE_VERSION, chosen, basis, measure, scope, levels, on_bad_rows], sort_keys=True
     )
     parts: list[pl.DataFrame] = []
+    tri_parts: list[pl.DataFrame] = []  # care basis: one processing month per Open DAMIR file
     totals = FileStats()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -332,6 +357,13 @@ def ingest(
             entry.update(stats.to_json())
             report.files.append(entry)
             parts.append(part)
+            if chosen == "open-damir" and basis == "care":
+                processing = _file_month(f) or ""
+                tri_parts.append(
+                    part.drop(N_COL).with_columns(
+                        pl.lit(processing + "-01").str.to_date().alias(PROCESSING_COL)
+                    )
+                )
             totals.add(stats)
 
     panel = open_damir.combine(parts, levels)
@@ -348,7 +380,15 @@ def ingest(
         panel = pl.concat([panel, gaps.with_columns(pl.lit(0.0).alias(TARGET_COL))], how="diagonal")
     quarantine = pl.concat(totals.quarantine, how="diagonal") if totals.quarantine else None
     source = chosen + ":" + ",".join(f.name for f in files[:3]) + ("..." if len(files) > 3 else "")
-    _write(report, panel, levels, source, quarantine)
+    triangle = None
+    if tri_parts:
+        triangle = (
+            pl.concat(tri_parts)
+            .group_by([*levels, TIME_COL, PROCESSING_COL])
+            .agg(pl.col(TARGET_COL).sum())
+            .sort([*levels, TIME_COL, PROCESSING_COL])
+        )
+    _write(report, panel, levels, source, quarantine, triangle)
     return report
 
 
@@ -382,12 +422,17 @@ def _write(
     levels: tuple[str, ...],
     source: str,
     quarantine: pl.DataFrame | None,
+    triangle: pl.DataFrame | None = None,
 ) -> None:
     panel = panel.with_columns(pl.col(TARGET_COL).cast(pl.Float64))
     report.series = panel.select(levels).n_unique() if panel.height else 0
     monthly = panel.group_by(TIME_COL).agg(pl.col(TARGET_COL).sum()).sort(TIME_COL)
     report.totals = {d.strftime("%Y-%m"): round(float(v), 2) for d, v in monthly.iter_rows()}
     meta = PanelMeta(hierarchy=levels, measure=report.measure, basis=report.basis, source=source)
+    tpath = triangle_path(report.out)
+    if triangle is not None:
+        report.triangle = str(tpath)
+        meta.extra[META_TRIANGLE] = str(tpath.resolve())
     qpath = report.out.with_name(report.out.stem + ".quarantine.csv")
     if quarantine is not None:
         report.quarantine = str(qpath)
@@ -395,5 +440,8 @@ def _write(
     if quarantine is not None:
         with atomic_path(qpath) as tmp:
             quarantine.write_csv(tmp)
+    if triangle is not None:
+        with atomic_path(tpath) as tmp:
+            triangle.write_parquet(tmp)
     with atomic_path(report.report_path) as tmp:
         tmp.write_text(json.dumps(report.to_json(), indent=2, default=str))
