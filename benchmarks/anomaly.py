@@ -64,6 +64,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -353,6 +354,7 @@ class Result:
     seconds: dict[str, float]
     peak_mb: float
     excluded: int
+    sigma_ratio: float = math.nan
 
     def goals(self) -> list[tuple[str, str, bool]]:
         """(goal, measured, met) at level 99."""
@@ -444,6 +446,12 @@ def run(argv: list[str] | None = None) -> Result:
         else "UNCONDITIONED: detect has no `stored` argument yet"
     )
     lookup = index_bundle(bundle)
+    z99 = NormalDist().inv_cdf(0.995)
+    ratios = []
+    for u in bottom:
+        half = lookup[u].onestep_half(99, 0)
+        if half is not None:
+            ratios.append(half[1] / z99 / units[u])
     counts = {(m, lv): Counts() for m in METHODS for lv in LEVELS}
     excluded: set[str] = set()
     n_injected = 0
@@ -510,6 +518,7 @@ def run(argv: list[str] | None = None) -> Result:
         seconds=seconds,
         peak_mb=peak,
         excluded=len(excluded),
+        sigma_ratio=float(np.median(ratios)) if ratios else math.nan,
     )
 
 
@@ -530,7 +539,9 @@ def report(res: Result, sizes: list[float], console: Console | None = None) -> N
     u = np.array(list(res.units.values()))
     console.print(
         "unit = RMSE of h=1 backtest errors per series; median "
-        f"{np.median(u):,.1f}, 10-90 %: {np.quantile(u, 0.1):,.1f} .. {np.quantile(u, 0.9):,.1f}"
+        f"{np.median(u):,.1f}, 10-90 %: {np.quantile(u, 0.1):,.1f} .. {np.quantile(u, 0.9):,.1f}; "
+        "median over series of spendcast's one-step sigma (99 % half-width / 2.576) / unit: "
+        f"{_f(res.sigma_ratio, 2)}"
     )
     main_t = Table(title="Precision / recall / F1 over series-months; false alarms on clean series")
     for col in ("method", "level", "precision", "recall", "F1", "false alarms", "nominal"):

@@ -106,6 +106,7 @@ def test_benchmark_runs_on_a_small_generated_panel(capsys: pytest.CaptureFixture
         assert c.persistent_months <= c.clean_months
     assert truth_months is not None and truth_months[1] == 3 * 12
     assert len(res.goals()) == 3
+    assert res.sigma_ratio > 0
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     assert "false alarms" in out and "IsolationForest" in out and "peak memory" in out
