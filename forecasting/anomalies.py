@@ -71,11 +71,10 @@ children judged for the same month (in the request or stored) with their deviati
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -84,6 +83,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.bundle import Bundle, level_cols
+from forecasting.completion import paid_share
 from forecasting.schema import ID_COL, TARGET_COL, TIME_COL, InputError
 
 __all__ = [
@@ -119,25 +119,6 @@ DETECT_COLUMNS = (
 )
 _CACHE_MAX = 4096
 _SEASON = 12
-
-
-def _paid_share_fallback(
-    completion: pl.DataFrame | None,  # noqa: ARG001 - same signature as the real one
-    unique_id: str,  # noqa: ARG001
-    age: int,  # noqa: ARG001
-) -> tuple[float, float]:
-    return 1.0, 0.0
-
-
-def _paid_share_fn() -> Callable[[pl.DataFrame | None, str, int], tuple[float, float]]:
-    try:
-        mod = importlib.import_module("forecasting.completion")
-    except ImportError:  # pragma: no cover - until forecasting.completion exists
-        return _paid_share_fallback
-    fn: Callable[[pl.DataFrame | None, str, int], tuple[float, float]] = mod.paid_share
-    return fn
-
-
 STATUSES = ("ANOMALY", "EXPECTED", "INSUFFICIENT_DATA", "OUT_OF_HORIZON", "UNKNOWN_SERIES")
 _NORMAL = NormalDist()
 
@@ -272,7 +253,7 @@ class SeriesForecast:
             return 1.0, 0.0
         hit = self._shares.get(age)
         if hit is None:
-            hit = self._shares[age] = _paid_share_fn()(self.completion, self.unique_id, age)
+            hit = self._shares[age] = paid_share(self.completion, self.unique_id, age)
         return hit
 
     @property

@@ -204,7 +204,6 @@ def test_false_alarm_rate_is_calibrated(trained, trained2, level):
 
 
 def test_care_basis_fresh_month_is_compared_with_its_paid_share(trained):
-    pytest.importorskip("forecasting.completion")
     bundle, future = trained
     ids = bundle.ids
     ages = list(range(13))
