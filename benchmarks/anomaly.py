@@ -42,6 +42,8 @@ Protocol (one concept per step, all seeded with ``--seed``):
       conditioned), ``contamination = 1 - L/100``, ``random_state = seed``.
 
 6. **Scores** at each level: precision, recall, F1 over all evaluated series-months;
+   anomalies caught (share of injected anomalies with at least one flagged month) and
+   shift delay (mean months from a caught shift's start to its first flag);
    recall by kind and size; false-alarm rate = share of the months of *clean* series that
    are flagged (nominal ``1 - L/100``); for spendcast at 99, also without the clean series
    flagged in half or more of their months (a real, persistent change in real data).
@@ -112,6 +114,9 @@ class Counts:
     persistent_series: int = 0
     persistent_flags: int = 0
     persistent_months: int = 0
+    events: int = 0
+    events_caught: int = 0
+    shift_delays: list[int] = field(default_factory=list)
     cells: dict[tuple[str, float], list[int]] = field(default_factory=dict)  # [hit, total]
 
     def add(self, other: Counts) -> None:
@@ -123,6 +128,9 @@ class Counts:
         self.persistent_series += other.persistent_series
         self.persistent_flags += other.persistent_flags
         self.persistent_months += other.persistent_months
+        self.events += other.events
+        self.events_caught += other.events_caught
+        self.shift_delays += other.shift_delays
         for key, (hit, tot) in other.cells.items():
             cell = self.cells.setdefault(key, [0, 0])
             cell[0] += hit
@@ -335,6 +343,19 @@ def score(truth: pl.DataFrame, flags: pl.DataFrame) -> Counts:
     )
     for kind, size, hit, tot in cells.iter_rows():
         c.cells[(str(kind), float(size))] = [int(hit), int(tot)]
+    events = (
+        df.filter(pl.col("truth"))
+        .sort(ID_COL, TIME_COL)
+        .group_by(ID_COL)
+        .agg(
+            pl.col("kind").first(),
+            pl.col("flag").any().alias("caught"),
+            pl.col("flag").arg_max().alias("delay"),
+        )
+    )
+    c.events, c.events_caught = events.height, int(events["caught"].sum())
+    shifts = events.filter((pl.col("kind") == "shift") & pl.col("caught"))
+    c.shift_delays = [int(d) for d in shifts["delay"]]
     return c
 
 
@@ -544,7 +565,18 @@ def report(res: Result, sizes: list[float], console: Console | None = None) -> N
         f"{_f(res.sigma_ratio, 2)}"
     )
     main_t = Table(title="Precision / recall / F1 over series-months; false alarms on clean series")
-    for col in ("method", "level", "precision", "recall", "F1", "false alarms", "nominal"):
+    cols = (
+        "method",
+        "level",
+        "precision",
+        "recall",
+        "F1",
+        "false alarms",
+        "nominal",
+        "anomalies caught",
+        "shift delay",
+    )
+    for col in cols:
         main_t.add_column(col, justify="left" if col == "method" else "right")
     for lv in LEVELS:
         for m in METHODS:
@@ -557,6 +589,8 @@ def report(res: Result, sizes: list[float], console: Console | None = None) -> N
                 _f(c.f1),
                 f"{_f(100 * c.false_alarm, 2)} %",
                 f"{100 - lv} %",
+                _f(c.events_caught / c.events if c.events else math.nan),
+                _f(float(np.mean(c.shift_delays)) if c.shift_delays else math.nan, 2),
             )
     console.print(main_t)
     ours = res.counts[("spendcast", 99)]

@@ -78,6 +78,8 @@ def test_score_counts() -> None:
     perfect = bench.score(obs, obs.select("unique_id", "ds", pl.col("truth").alias("flag")))
     assert perfect.fp == perfect.fn == perfect.clean_flags == 0
     assert perfect.precision == perfect.recall == perfect.f1 == 1.0
+    assert perfect.events == perfect.events_caught == 3
+    assert perfect.shift_delays == [0]
     everything = bench.score(obs, obs.select("unique_id", "ds", pl.lit(True).alias("flag")))
     assert everything.false_alarm == 1.0
     assert everything.tp + everything.fp == obs.height
@@ -104,6 +106,8 @@ def test_benchmark_runs_on_a_small_generated_panel(capsys: pytest.CaptureFixture
         assert sum(hit for hit, _ in c.cells.values()) == c.tp
         assert 0 <= c.persistent_flags <= c.clean_flags
         assert c.persistent_months <= c.clean_months
+        assert c.events == 3 and 0 <= c.events_caught <= c.events
+        assert all(0 <= d < 12 for d in c.shift_delays)
     assert truth_months is not None and truth_months[1] == 3 * 12
     assert len(res.goals()) == 3
     assert res.sigma_ratio > 0
