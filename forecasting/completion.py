@@ -20,7 +20,8 @@ the latest care months of a care-basis panel are incomplete. This module:
   (delta method on ``log share``);
 - back-tests: for every past care month and age ``a``, the ultimate predicted from what was
   paid by age ``a`` with the factors estimable *then* (processing months <= care + a) against
-  the actual amount paid by age ``A - 1``; reported as the amount-weighted absolute
+  the actual amount paid by age ``A - 1`` (care months from the 7th processing month on:
+  ``BACKTEST_MIN_MONTHS``); reported as the amount-weighted absolute
   percentage error by age (``sum |pred - actual| / sum actual`` over all series and care
   months, every level) so that tiny series do not dominate;
 - completes a care-basis panel: bottom value / share(age) for ages below ``A - 1``; care
@@ -61,6 +62,9 @@ COMPLETION_COLUMNS = {
     "paid_share": pl.Float64,
     "paid_share_sd": pl.Float64,
 }
+BACKTEST_MIN_MONTHS = 6
+"""Back-test care months start this many months after the first processing month (before,
+no development factor is estimable yet and the prediction is just the paid amount)."""
 MIN_SHARE = 0.05
 """A share below this (a series paid almost nothing so far) is not used to divide."""
 
@@ -308,8 +312,9 @@ def _backtest(cube: _Cube) -> pl.DataFrame:
     U, n_c, A = cube.cum.shape
     rows: list[tuple[np.ndarray, int, int, np.ndarray, np.ndarray]] = []
     last_rel = cube.last - cube.first
+    lo = max(0, min(BACKTEST_MIN_MONTHS, last_rel - (A - 1)))
     for cutoff in range(0, last_rel + 1):
-        care = [(cutoff - a, a) for a in range(A - 1) if 0 <= cutoff - a <= last_rel - (A - 1)]
+        care = [(cutoff - a, a) for a in range(A - 1) if lo <= cutoff - a <= last_rel - (A - 1)]
         if not care:
             continue
         f, var_f = _pool(cube, *_factors(cube.cum, cutoff))

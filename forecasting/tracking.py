@@ -273,6 +273,14 @@ class TrainingRun:
                 if col != "model" and val is not None:
                     metrics.setdefault(f"{col}.model.{row['model']}", float(val))
         metrics.update({f"time.{k}": float(v) for k, v in result.timings.items()})
+        completion = getattr(result, "completion", None)  # care basis (CompletionReport)
+        if completion is not None:
+            mlflow.log_param("completion", "applied" if completion.applied else completion.reason)
+            if completion.applied:
+                metrics.update(completion.metrics())
+            else:  # a care panel without triangle: fitted on incomplete recent months
+                why = f"care basis not completed: {completion.reason}"
+                mlflow.set_tag("spendcast.warning", why)
         mlflow.log_metrics({k: v for k, v in metrics.items() if v == v})
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
@@ -285,6 +293,10 @@ class TrainingRun:
                 "backtest/fallbacks.parquet": result.fallbacks,
                 "forecasts/forecasts.parquet": bundle.forecasts,
             }
+            if completion is not None and completion.factors is not None:
+                tables["completion/factors.parquet"] = completion.factors
+            if completion is not None and completion.backtest is not None:
+                tables["completion/backtest.parquet"] = completion.backtest
             for rel, frame in tables.items():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 frame.write_parquet(tmp / rel)
@@ -616,9 +628,22 @@ def train(
         from forecasting import training
 
         fit_fn = training.fit
+    extra: dict[str, Any] = {}
+    if meta.basis == "care":  # the triangle named in the metadata, else beside the panel
+        from forecasting.completion import load_triangle
+
+        triangle = load_triangle(meta, Path(panel_path))
+        if triangle is not None:
+            extra["triangle"] = triangle
     with training_run(config, config_path=config_path, experiment=experiment) as run:
         result = fit_fn(
-            panel, meta, config, engine=engine, dask_address=dask_address, progress=progress
+            panel,
+            meta,
+            config,
+            engine=engine,
+            dask_address=dask_address,
+            progress=progress,
+            **extra,
         )
         run.log_result(result)
         promotion = run.register(register, promote=promote)

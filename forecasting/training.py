@@ -30,6 +30,7 @@ from forecasting.backtest import (
 )
 from forecasting.bundle import Bundle, BundleMeta, level_cols, parent_id
 from forecasting.calendar import working_days_frame
+from forecasting.completion import CompletionReport, complete, load_triangle
 from forecasting.config import TrainConfig
 from forecasting.hierarchy import Hierarchy, aggregate_panel, reconcile
 from forecasting.models import (
@@ -69,6 +70,8 @@ class TrainResult:
     fallbacks: pl.DataFrame
     n_series: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
+    completion: CompletionReport | None = None
+    """Care basis: what the chain-ladder completion did (None for flux basis)."""
 
 
 def data_fingerprint(panel: pl.DataFrame, meta: PanelMeta) -> str:
@@ -158,6 +161,7 @@ def fit(
     engine: str = "local",
     dask_address: str | None = None,
     progress: bool = False,
+    triangle: pl.DataFrame | None = None,
 ) -> TrainResult:
     """Train spendcast on a bottom-level panel.
 
@@ -173,6 +177,10 @@ def fit(
         engine: ``local`` or ``dask`` (per-series fitting on a Dask cluster).
         dask_address: scheduler address for ``dask``; a ``LocalCluster`` when None.
         progress: show a rich progress bar per stage.
+        triangle: care basis: the processing x care triangle (default: the one named in the
+            panel's ``spendcast.triangle`` metadata). The recent care months are completed
+            (forecasting.completion) before fitting and the paid shares by age go into the
+            bundle; without a triangle a care panel is fitted as is, with a warning.
 
     Returns:
         The :class:`TrainResult`.
@@ -185,6 +193,12 @@ def fit(
         raise SpendcastError(f"unknown engine '{engine}'; choose from {', '.join(ENGINES)}")
     validate_panel(panel, meta.hierarchy)
     t_start = time.perf_counter()
+    input_panel = panel
+    completion_frame: pl.DataFrame | None = None
+    completion_report: CompletionReport | None = None
+    if meta.basis == "care":
+        tri = triangle if triangle is not None else load_triangle(meta)
+        panel, completion_frame, completion_report = complete(panel, tri, meta)
     h, windows, step, levels = config.horizon, config.windows, config.step_size, config.levels
     candidates = list(config.models)
     ens_kinds: list[str] = list(config.ensembles) if len(candidates) >= 2 else []
@@ -428,7 +442,7 @@ def fit(
                 first_ds=str(y_all[TIME_COL].min()),
                 last_ds=str(y_all[TIME_COL].max()),
                 trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                data_fingerprint=data_fingerprint(panel, meta),
+                data_fingerprint=data_fingerprint(input_panel, meta),
                 primary_metric=config.primary_metric,
                 reconciliation=config.reconciliation,
                 models=all_models,
@@ -444,6 +458,7 @@ def fit(
                 paths=paths,
                 insample=insample,
                 backtest=backtest,
+                completion=completion_frame,
             )
     finally:
         st.close()
@@ -463,6 +478,7 @@ def fit(
         fallbacks=fallbacks,
         n_series=n_series,
         timings=st.timings,
+        completion=completion_report,
     )
 
 
