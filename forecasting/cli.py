@@ -500,8 +500,8 @@ def detect(
     """Judge observed months against the model (or a running service) and list the flags.
 
     Same judging as POST /v1/anomalies/detect: earlier months of a series in the file
-    condition later ones (one step ahead). Exit codes: 0 done, 2 bad input, 3 flagged
-    (with --fail-on-anomaly).
+    condition later ones (one step ahead). Exit codes: 0 done, 1 model or service
+    unavailable, 2 bad input, 3 flagged (with --fail-on-anomaly).
     """
     import polars as pl
     from rich.table import Table
