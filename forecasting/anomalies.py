@@ -224,6 +224,13 @@ class SeriesForecast:
             return False
         return bool(np.isfinite(self._base).all())
 
+    def prepare(self) -> bool:
+        """Fit the conditioning model now (else at the first conditioned judgement).
+
+        Returns whether conditioning is available for this series.
+        """
+        return self._fit()
+
     def delta(self, known: tuple[float, ...]) -> np.ndarray | None:
         """Shift of the forecasts of months ``T+j+1..`` given the values of ``T+1..T+j``.
 

@@ -100,3 +100,17 @@ def test_store_adds_new_columns_to_an_older_table(tmp_path):
         cols = {r[1] for r in conn.execute(text("PRAGMA table_info(spendcast_results)"))}
     assert {"explained_by", "conditioned_on", "conditioning", "age", "paid_share"} <= cols
     store.dispose()
+
+
+def test_warm_up_fits_the_conditioning_models_after_load(real_model):
+    import time
+
+    from service.serving import ServedModel
+    from tests.service.synthetic import FakeLoaded
+
+    served = ServedModel.build(FakeLoaded(real_model["bundle"]))
+    t0 = time.perf_counter()
+    n = served.warm_up()  # the background thread may have done part of it already
+    assert n == len(served.lookup)  # every series of this model can be conditioned
+    assert all(s.prepare() for s in served.lookup.values())  # cached: no refit
+    assert time.perf_counter() - t0 < 30
