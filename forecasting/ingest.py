@@ -4,6 +4,12 @@ Recognises the format (Open DAMIR, legacy tables, tidy), reads each file into a 
 aggregate (cached on the file's content hash and the options, so a re-run reads only new
 files), combines them, and writes the panel, the report and any quarantined rows
 atomically. Nothing is written when an error is raised.
+
+Open DAMIR (both bases): the per-file aggregates keep both months, and the processing x care
+triangle of every bottom series is written beside the panel as ``PANEL.triangle.parquet``
+(hierarchy columns, ``ds`` = care month, ``processing_ds``, ``y``; rows with an unknown care
+month left out); its absolute path is recorded in the panel metadata ``spendcast.triangle``
+(``forecasting.completion.load_triangle`` also looks beside the panel by name).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ __all__ = [
 ]
 
 FORMATS = ("open-damir", "legacy", "tidy")
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"  # 2: Open DAMIR parts keep the other month (triangle)
 META_TRIANGLE = "spendcast.triangle"
 """Panel metadata key: absolute path of the care x processing triangle written beside it."""
 PROCESSING_COL = "processing_ds"
@@ -339,6 +345,7 @@ def ingest(
                         hierarchy=hierarchy,
                         on_bad_rows=on_bad_rows,
                         on_bytes=on_bytes,
+                        other_month=True,
                     )
                 else:
                     part, stats = legacy_tables.aggregate_file(
@@ -357,12 +364,21 @@ def ingest(
             entry.update(stats.to_json())
             report.files.append(entry)
             parts.append(part)
-            if chosen == "open-damir" and basis == "care":
-                processing = _file_month(f) or ""
+            if open_damir.OTHER_COL in part.columns:  # Open DAMIR: both months kept
+                care, proc = (
+                    (TIME_COL, open_damir.OTHER_COL)
+                    if basis == "care"
+                    else (open_damir.OTHER_COL, TIME_COL)
+                )
                 tri_parts.append(
-                    part.drop(N_COL).with_columns(
-                        pl.lit(processing + "-01").str.to_date().alias(PROCESSING_COL)
+                    part.select(
+                        *levels,
+                        pl.col(care).alias("_care"),
+                        pl.col(proc).alias(PROCESSING_COL),
+                        TARGET_COL,
                     )
+                    .rename({"_care": TIME_COL})
+                    .filter(pl.col(TIME_COL).is_not_null() & pl.col(PROCESSING_COL).is_not_null())
                 )
             totals.add(stats)
 

@@ -43,6 +43,10 @@ SCOPES = ("all", "monthly-statistic", "ondam")
 BLOCK_BYTES = 16 * 1024 * 1024
 N_COL = "n"
 """Row count column kept in partial aggregates (for unknown-code counts)."""
+OTHER_COL = "other_ds"
+"""With ``other_month=True``: the other month of each row (care month on flux basis,
+processing month on care basis), kept as one more key so that the processing x care
+triangle can be derived from the per-file partial aggregates."""
 
 
 @dataclass
@@ -329,6 +333,7 @@ def aggregate_file(
     hierarchy: str | None = None,
     on_bad_rows: str = "error",
     on_bytes: Callable[[int], None] | None = None,
+    other_month: bool = False,
 ) -> tuple[pl.DataFrame, FileStats]:
     """Aggregate one Open DAMIR file to (famille, executant|prescripteur, ds) sums.
 
@@ -340,9 +345,11 @@ def aggregate_file(
         hierarchy: ``executant`` (default) or ``prescriber``.
         on_bad_rows: ``error`` or ``skip``.
         on_bytes: called with the compressed bytes read so far (progress).
+        other_month: also keep the other month (``OTHER_COL``: care month on flux basis,
+            processing month on care basis; null when unknown or impossible).
 
     Returns:
-        The partial aggregate (levels, ds, y, n) and the stats.
+        The partial aggregate (levels, [OTHER_COL,] ds, y, n) and the stats.
 
     Raises:
         InputError: bad file, header, or (with on_bad_rows=error) bad row.
@@ -373,6 +380,22 @@ def aggregate_file(
         )
     in_scope = scope_expr(scope)
     exprs = _level_exprs(levels)
+    keys = levels
+    if other_month:
+        o_month, o_valid, o_cols = month_exprs("care" if basis == "flux" else "flux")
+        missing_o = sorted(set(o_cols) - set(header))
+        if missing_o:
+            raise InputError(
+                f"missing column(s) {', '.join(missing_o)}",
+                file=path,
+                line=1,
+                column=missing_o[0],
+                hint="check this is an Open DAMIR file with its original header",
+            )
+        needed |= set(o_cols)
+        other = pl.when(o_valid.fill_null(False)).then(o_month).otherwise(None)
+        exprs = [*exprs, other.alias(OTHER_COL)]
+        keys = (*levels, OTHER_COL)
     schema = {f"column_{i + 1}": pl.String for i in range(len(header) + 1)}
     typed = {**schema, f"column_{header.index(value_col) + 1}": pl.Float64}
     cols = sorted(needed, key=header.index)
@@ -403,7 +426,7 @@ def aggregate_file(
             month_cols=month_cols,
             in_scope=in_scope,
             level_exprs=exprs,
-            levels=levels,
+            levels=keys,
             on_bad_rows=on_bad_rows,
         )
         parts.append(part)
@@ -412,12 +435,16 @@ def aggregate_file(
         raise InputError(
             "the file has a header but no rows", file=path, line=2, hint="re-download the file"
         )
-    return combine(parts, levels), total
+    return combine(parts, keys), total
 
 
 def combine(parts: list[pl.DataFrame], levels: tuple[str, ...]) -> pl.DataFrame:
-    """Sum partial aggregates over (levels, ds)."""
-    schema = {**dict.fromkeys(levels, pl.String), TIME_COL: pl.Date, TARGET_COL: pl.Float64}
+    """Sum partial aggregates over (levels, ds) (other key columns are summed over)."""
+    schema = {
+        **{lvl: pl.Date if lvl == OTHER_COL else pl.String for lvl in levels},
+        TIME_COL: pl.Date,
+        TARGET_COL: pl.Float64,
+    }
     if not parts:
         return pl.DataFrame(schema={**schema, N_COL: pl.Int64})
     return (

@@ -76,12 +76,26 @@ def test_triangle_written_beside_the_panel_and_sums_to_the_panel(care: dict[str,
     assert ((per_month["y"] - per_month["t"]).abs() < 0.005).all()
 
 
-def test_flux_ingest_writes_no_triangle(care: dict[str, Any]) -> None:
+def test_flux_ingest_writes_the_same_triangle(care: dict[str, Any]) -> None:
+    """Both bases keep both months: the flux-basis triangle is the care-basis one."""
     out = care["root"] / "flux.parquet"
-    ingest([care["raw"]], out, basis="flux", cache_dir=care["root"] / "cache2")
-    _, meta = read_panel(out)
-    assert META_TRIANGLE not in meta.extra
-    assert not triangle_path(out).exists()
+    report = ingest([care["raw"]], out, basis="flux", cache_dir=care["root"] / "cache2")
+    panel, meta = read_panel(out)
+    assert Path(meta.extra[META_TRIANGLE]) == triangle_path(out).resolve()
+    assert report.triangle == str(triangle_path(out))
+    keys = [*LEVELS, "ds", "processing_ds"]
+    flux_tri = pl.read_parquet(triangle_path(out)).sort(keys)
+    care_tri = care["triangle"].sort(keys)
+    assert flux_tri.select(keys).equals(care_tri.select(keys))
+    assert (flux_tri["y"] - care_tri["y"]).abs().max() < 0.005
+    # the flux panel is the triangle summed by processing month (plus unknown care months)
+    by_proc = flux_tri.group_by("processing_ds").agg(pl.col("y").sum()).sort("processing_ds")
+    flux_tot = panel.group_by("ds").agg(pl.col("y").sum()).sort("ds")
+    assert (flux_tot["y"] >= by_proc["y"] - 0.005).all()
+    # a re-run reads the per-file aggregates from the cache and writes the same triangle
+    again = ingest([care["raw"]], out, basis="flux", cache_dir=care["root"] / "cache2")
+    assert all(f["cached"] for f in again.files)
+    assert pl.read_parquet(triangle_path(out)).sort(keys).equals(flux_tri)
 
 
 def test_estimated_paid_shares_match_the_true_lags(care: dict[str, Any]) -> None:
