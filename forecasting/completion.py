@@ -239,7 +239,8 @@ def _pool(cube: _Cube, f: np.ndarray, var_f: np.ndarray) -> tuple[np.ndarray, np
             with np.errstate(divide="ignore", invalid="ignore"):
                 w = np.where(tau2 + var_f[kids] > 0, tau2 / (tau2 + var_f[kids]), 0.0)
             f[kids] = w * f[kids] + (1 - w) * fp
-            var_f[kids] = w**2 * var_f[kids] + (1 - w) ** 2 * vp
+            # posterior variance (normal-normal): w * var_own, plus the parent's own uncertainty
+            var_f[kids] = w * var_f[kids] + (1 - w) ** 2 * vp
     return f, var_f
 
 
