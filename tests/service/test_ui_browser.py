@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,16 @@ def _family(base: str) -> tuple[str, list[str]]:
     return fams[0], sorted(kids[fams[0]])
 
 
+def _wait(page: Any, predicate: str, arg: Any = None, timeout: float = 30.0) -> None:
+    """Poll ``predicate`` (a JS function) until true. ``page.wait_for_function`` compiles its
+    predicate with ``eval`` inside the page, which the page's CSP (script-src 'self') rightly
+    forbids when the first check fails; ``page.evaluate`` runs through the debugger protocol."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate, arg):
+        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
+        time.sleep(0.05)
+
+
 def _close(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -124,7 +135,7 @@ def test_page_in_a_real_browser(base_url, browser, tmp_path, request):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(base + "/")
-    page.wait_for_function("window.__spendcast && window.__spendcast.loaded === true")
+    _wait(page, "() => !!(window.__spendcast && window.__spendcast.loaded === true)")
     assert page.locator("#run-id").inner_text() == httpx.get(base + "/v1/model").json()["run_id"]
     assert page.locator("html").get_attribute("lang") == "fr"
 
@@ -142,9 +153,7 @@ def test_page_in_a_real_browser(base_url, browser, tmp_path, request):
     page.keyboard.press("ArrowUp")  # back to the family
     assert page.locator("#picker li.active").get_attribute("data-uid") == family
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        "(uid) => window.__spendcast.ready && window.__spendcast.uid === uid", arg=family
-    )
+    _wait(page, "(uid) => window.__spendcast.ready && window.__spendcast.uid === uid", family)
     assert page.locator('#picker li[aria-selected="true"]').get_attribute("data-uid") == family
     assert page.locator("#picker").get_attribute("role") == "tree"
 
@@ -194,10 +203,11 @@ def test_page_in_a_real_browser(base_url, browser, tmp_path, request):
     budget = round(plain["total"] * 1.01)
     page.locator("#budget").focus()
     page.keyboard.type(str(budget))
-    page.wait_for_function(
+    _wait(
+        page,
         "(b) => document.getElementById('annual').dataset.budget === String(b)"
         " && document.getElementById('prob').dataset.prob !== undefined",
-        arg=budget,
+        budget,
     )
     api = httpx.get(
         base + "/v1/projections/annual",
@@ -251,9 +261,7 @@ def test_page_in_a_real_browser(base_url, browser, tmp_path, request):
     leaf = page.locator("#picker li.active").get_attribute("data-uid")
     assert leaf and leaf.count("/") == len(model["hierarchy"])
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        "(uid) => window.__spendcast.ready && window.__spendcast.uid === uid", arg=leaf
-    )
+    _wait(page, "(uid) => window.__spendcast.ready && window.__spendcast.uid === uid", leaf)
     assert page.evaluate("window.__spendcast.contributions") == []
     assert page.locator("#contrib").inner_text() == "Pas de sous-série."
     assert page.evaluate("window.__spendcast.chart.unique_id") == leaf
