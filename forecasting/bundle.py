@@ -11,7 +11,8 @@ Files in a bundle directory:
 ``history.parquet``    ``unique_id, ds, y`` for every series at every level (training data)
 ``forecasts.parquet``  ``unique_id, ds, mean, lo_<L>, hi_<L>`` reconciled, for trained levels
 ``series.parquet``     ``unique_id, level, parent, last_ds, model, mase, smape, coverage_<L>``
-                       and ``fallback_reason`` (null when the chosen model ran normally)
+                       , ``fallback_reason`` (null when the chosen model ran normally) and
+                       ``members`` (an ensemble's models, comma-separated; null otherwise)
 ``paths.npz``          ``values`` float32 (n_series, n_paths, horizon), row order = ``ids``;
                        coherent across the hierarchy (parents are sums of children)
 ``insample.parquet``   ``unique_id, ds, y, fitted, lo_<L>, hi_<L>`` one-step in-sample fits

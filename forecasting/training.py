@@ -416,7 +416,7 @@ def fit(
             coverage = _coverage_table(bt, levels, lvl_of)
             metrics, model_metrics = _metrics(selection, scores, coverage, all_models, model_secs)
             n_series = {name: len(ids) for name, ids in hier.tags.items()}
-            series = _series_frame(hier, selection, bt, last_map, levels)
+            series = _series_frame(hier, selection, bt, last_map, levels, top_k)
             backtest = (
                 bt.select(ID_COL, TIME_COL, "cutoff", "h", TARGET_COL, "yhat")
                 if (bt.height)
@@ -1040,7 +1040,9 @@ def _series_frame(
     bt: pl.DataFrame,
     last_map: dict[str, dt.date],
     levels: list[int],
+    top_k: dict[str, list[str]],
 ) -> pl.DataFrame:
+    """One row per series; ``members`` lists an ensemble's models (comma-separated)."""
     lvl_of = hier.level_of
     base = pl.DataFrame(
         {
@@ -1051,7 +1053,18 @@ def _series_frame(
         },
         schema={ID_COL: pl.String, "level": pl.String, "parent": pl.String, "last_ds": pl.Date},
     )
-    sel = selection.select(ID_COL, "model", "mase", "smape", "fallback_reason")
+    sel = selection.select(ID_COL, "model", "mase", "smape", "fallback_reason").with_columns(
+        pl.when(pl.col("model").str.starts_with("Ensemble-"))
+        .then(
+            pl.col(ID_COL).replace_strict(
+                {u: ",".join(sorted(m)) for u, m in top_k.items()},
+                default=None,
+                return_dtype=pl.String,
+            )
+        )
+        .otherwise(None)
+        .alias("members")
+    )
     if bt.height:
         cov = bt.group_by(ID_COL).agg(
             [
@@ -1082,6 +1095,7 @@ def _series_frame(
             "smape",
             *[f"coverage_{lv}" for lv in levels],
             "fallback_reason",
+            "members",
         )
     )
 

@@ -28,6 +28,7 @@ NAME = "spend"
 def _use_store(root: Path, mp: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{root}/mlflow.db"
     mp.setenv("MLFLOW_TRACKING_URI", uri)
+    mp.delenv("SPENDCAST_ARTIFACT_ROOT", raising=False)  # default ./mlruns beside the db
     mp.chdir(root)
     return uri
 
