@@ -398,58 +398,6 @@ def _last_month(panel: Path) -> str:
 # --------------------------------------------------------------------------- detect
 
 
-def _read_observations(path: Path) -> object:
-    """``unique_id, ds, y`` [+ ``as_of``] from a CSV or parquet file; bad cells name line/column."""
-    import polars as pl
-
-    from forecasting.schema import InputError
-    from forecasting.sources.tidy import parse_month
-
-    if not path.exists():
-        raise InputError("no such file", file=path)
-    if path.stat().st_size == 0:
-        raise InputError("the file is empty", file=path, line=1, hint="give unique_id,ds,y rows")
-    try:
-        if path.suffix.lower() == ".parquet":
-            raw = pl.read_parquet(path)
-        else:
-            raw = pl.read_csv(path, infer_schema=False)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"cannot read ({str(exc).splitlines()[0]})", file=path) from exc
-    for name in ("unique_id", "ds", "y"):
-        if name not in raw.columns:
-            raise InputError(
-                f"missing column '{name}' (have: {', '.join(raw.columns)})",
-                file=path,
-                line=1,
-                column=name,
-                hint="observations need unique_id, ds (YYYY-MM or a date) and y",
-            )
-    cols = [
-        pl.col("unique_id").cast(pl.String),
-        parse_month("ds").alias("ds"),
-        pl.col("y").cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias("y"),
-    ]
-    if "as_of" in raw.columns:
-        cols.append(parse_month("as_of").alias("as_of"))
-    frame = raw.select(cols)
-    header = 0 if path.suffix.lower() == ".parquet" else 1
-    for name in frame.columns:
-        given = raw[name].is_not_null() & (raw[name].cast(pl.String).str.strip_chars() != "")
-        bad = frame[name].is_null() | (frame[name].is_nan() if name == "y" else False)
-        where = (bad & (given if name == "as_of" else True)).arg_true()
-        if where.len():
-            i = int(where[0])
-            raise InputError(
-                f"bad value {raw[name][i]!r} ({where.len()} bad row(s))",
-                file=path,
-                line=i + 1 + header,
-                column=name,
-                hint="ds/as_of: YYYY-MM or YYYY-MM-DD; y: a finite number",
-            )
-    return frame
-
-
 def _post_detect(frame: object, url: str, api_key: str | None, level: int) -> object:
     """Judge through a running service, in batches of at most 10,000 observations."""
     import httpx
@@ -510,7 +458,9 @@ def detect(
     from forecasting.schema import atomic_path
 
     try:
-        frame = _read_observations(observed)
+        from forecasting.sources.tidy import read_observations
+
+        frame = read_observations(observed)
         assert isinstance(frame, pl.DataFrame)
         if url:
             judged = _post_detect(frame, url, api_key, level)

@@ -13,7 +13,21 @@ import polars as pl
 
 from forecasting.schema import TARGET_COL, TIME_COL, InputError, panel_gaps
 
-__all__ = ["parse_month", "read_tidy"]
+__all__ = ["parse_month", "read_tidy", "read_table", "read_observations"]
+
+
+def read_table(path: Path, *, hint: str) -> pl.DataFrame:
+    """A CSV (every column as text) or parquet file; empty or unreadable files are errors."""
+    if not path.exists():
+        raise InputError("no such file", file=path)
+    if path.stat().st_size == 0:
+        raise InputError("the file is empty", file=path, line=1, hint=hint)
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"cannot read ({str(exc).splitlines()[0]})", file=path) from exc
 
 
 def parse_month(col: str) -> pl.Expr:
@@ -56,15 +70,7 @@ def read_tidy(
             )
     assert date_col and value_col and hierarchy
     levels = tuple(c.strip() for c in hierarchy.split(",") if c.strip())
-    if path.stat().st_size == 0:
-        raise InputError("the file is empty", file=path, line=1, hint="give a non-empty table")
-    try:
-        if path.suffix.lower() == ".parquet":
-            df = pl.read_parquet(path)
-        else:
-            df = pl.read_csv(path, infer_schema=False)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"cannot read ({str(exc).splitlines()[0]})", file=path) from exc
+    df = read_table(path, hint="give a non-empty table")
     missing = [c for c in (date_col, value_col, *levels) if c not in df.columns]
     if missing:
         raise InputError(
@@ -122,3 +128,40 @@ def read_tidy(
         filled = gaps.height
         out = pl.concat([out, gaps.with_columns(pl.lit(0.0).alias(TARGET_COL))], how="diagonal")
     return out.select([*levels, TIME_COL, TARGET_COL]), levels, filled
+
+
+def read_observations(path: Path) -> pl.DataFrame:
+    """``unique_id, ds, y`` [+ ``as_of``] from a CSV or parquet file; bad cells name line/column."""
+    raw = read_table(path, hint="give unique_id,ds,y rows")
+    for name in ("unique_id", "ds", "y"):
+        if name not in raw.columns:
+            raise InputError(
+                f"missing column '{name}' (have: {', '.join(raw.columns)})",
+                file=path,
+                line=1,
+                column=name,
+                hint="observations need unique_id, ds (YYYY-MM or a date) and y",
+            )
+    cols = [
+        pl.col("unique_id").cast(pl.String),
+        parse_month("ds").alias("ds"),
+        pl.col("y").cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).alias("y"),
+    ]
+    if "as_of" in raw.columns:
+        cols.append(parse_month("as_of").alias("as_of"))
+    frame = raw.select(cols)
+    header = 0 if path.suffix.lower() == ".parquet" else 1
+    for name in frame.columns:
+        given = raw[name].is_not_null() & (raw[name].cast(pl.String).str.strip_chars() != "")
+        bad = frame[name].is_null() | (frame[name].is_nan() if name == "y" else False)
+        where = (bad & (given if name == "as_of" else True)).arg_true()
+        if where.len():
+            i = int(where[0])
+            raise InputError(
+                f"bad value {raw[name][i]!r} ({where.len()} bad row(s))",
+                file=path,
+                line=i + 1 + header,
+                column=name,
+                hint="ds/as_of: YYYY-MM or YYYY-MM-DD; y: a finite number",
+            )
+    return frame
