@@ -16,8 +16,9 @@ from forecasting.cli import app
 from forecasting.ingest import detect_format, ingest
 from forecasting.schema import InputError, read_panel
 from forecasting.sources import codes, synth
+from tests.panels import shared_file
 
-PBS = Path("/work/shared/datasets/pbs/pbs.csv")
+PBS = shared_file("datasets/pbs/pbs.csv")
 COLS = synth.OPEN_DAMIR_COLUMNS
 
 

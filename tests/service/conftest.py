@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from pydantic import SecretStr
 
 from service.config import Settings
 from service.main import create_app
+from tests.panels import shared_file
 from tests.service.synthetic import fake_loader, make_bundle
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -154,7 +154,7 @@ def real_model(tmp_path_factory) -> Iterator[dict[str, Any]]:
     mp.undo()
 
 
-PBS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "pbs" / "pbs.csv"
+PBS = shared_file("datasets/pbs/pbs.csv")
 
 
 @pytest.fixture(scope="session")
