@@ -73,6 +73,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -168,6 +169,7 @@ class SeriesForecast:
     _base: np.ndarray | None = field(default=None, repr=False)
     _failed: bool = field(default=False, repr=False)
     _cache: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _shares: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False)
     _wd: np.ndarray | None = field(default=None, repr=False)
 
@@ -186,10 +188,11 @@ class SeriesForecast:
             self._wd = working_days_frame(months).drop("ds").to_numpy().astype(np.float64)
         return self._wd[:n], self._wd[n : n + h]
 
-    def _forward(self, y: np.ndarray, h: int) -> np.ndarray:
-        assert self._models is not None
+    def _forward(self, y: np.ndarray, h: int, models: list[Any] | None = None) -> np.ndarray:
+        models = models if models is not None else self._models
+        assert models is not None
         outs = []
-        for alias, m in zip(self.members, self._models, strict=True):
+        for alias, m in zip(self.members, models, strict=True):
             if alias == "AutoARIMA" and self.calendar:
                 x, x_future = self._exog(len(y), h)
                 f = m.forward(y=y, h=h, X=x, X_future=x_future)["mean"]
@@ -200,29 +203,34 @@ class SeriesForecast:
         return np.median(stack, axis=0) if self.combine == "median" else stack.mean(axis=0)
 
     def _fit(self) -> bool:
+        # the service warms series up in a thread while requests judge: fit once, publish
+        # `_base` before `_models` so a reader never sees a half-fitted series
         if self._models is not None:
-            return True
-        if self._failed or not self.members or len(self.history_y) < 2 * _SEASON:
-            return False
-        from forecasting.models import make_model
+            return bool(self._base is not None and np.isfinite(self._base).all())
+        with self._lock:
+            if self._models is not None:
+                return bool(self._base is not None and np.isfinite(self._base).all())
+            if self._failed or not self.members or len(self.history_y) < 2 * _SEASON:
+                return False
+            from forecasting.models import make_model
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                models = []
-                for alias in self.members:
-                    m = make_model(alias)
-                    if alias == "AutoARIMA" and self.calendar:
-                        m.fit(self.history_y, self._exog(len(self.history_y), 0)[0])
-                    else:
-                        m.fit(self.history_y)
-                    models.append(m)
-                self._models = models
-                self._base = self._forward(self.history_y, len(self.ds))
-        except Exception:  # noqa: BLE001 - a model that cannot refit: judge unconditioned
-            self._models, self._failed = None, True
-            return False
-        return bool(np.isfinite(self._base).all())
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    models = []
+                    for alias in self.members:
+                        m = make_model(alias)
+                        if alias == "AutoARIMA" and self.calendar:
+                            m.fit(self.history_y, self._exog(len(self.history_y), 0)[0])
+                        else:
+                            m.fit(self.history_y)
+                        models.append(m)
+                    self._base = self._forward(self.history_y, len(self.ds), models)
+                    self._models = models
+            except Exception:  # noqa: BLE001 - a model that cannot refit: judge unconditioned
+                self._models, self._base, self._failed = None, None, True
+                return False
+            return bool(np.isfinite(self._base).all())
 
     def prepare(self) -> bool:
         """Fit the conditioning model now (else at the first conditioned judgement).
