@@ -440,9 +440,9 @@ def _step_profile(bundle: Bundle) -> np.ndarray:
     bt = bundle.backtest
     if bt.is_empty() or "h" not in bt.columns:
         return np.ones(1)
-    from forecasting.training import _horizon_profile
+    from forecasting.backtest import horizon_profile
 
-    g = _horizon_profile(bt)
+    g = horizon_profile(bt)
     return g / g[0] if g.size and g[0] > 0 else np.ones(1)
 
 

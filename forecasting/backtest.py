@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
+import numpy as np
 import polars as pl
 from utilsforecast.evaluation import evaluate
 from utilsforecast.losses import bias, mase, rmsse, smape
@@ -14,7 +15,15 @@ from utilsforecast.losses import bias, mase, rmsse, smape
 from forecasting.models import SEASON, fallback_model, make_model
 from forecasting.schema import ID_COL, TARGET_COL, TIME_COL
 
-__all__ = ["METRIC_NAMES", "run_cv", "score", "rank_models", "make_sf", "local_jobs"]
+__all__ = [
+    "METRIC_NAMES",
+    "run_cv",
+    "score",
+    "rank_models",
+    "make_sf",
+    "local_jobs",
+    "horizon_profile",
+]
 
 METRIC_NAMES = ("mase", "smape", "rmsse", "bias")
 
@@ -111,3 +120,24 @@ def rank_models(scores: pl.DataFrame, metric: str) -> pl.DataFrame:
         .over(ID_COL)
         .alias("rank")
     ).select(ID_COL, "model", "rank")
+
+
+def horizon_profile(bt: pl.DataFrame) -> np.ndarray:
+    """How backtest errors grow with the step ahead, pooled over series (mean 1).
+
+    Each series' absolute errors are divided by their mean; the profile is the mean of those
+    ratios per step, made non-decreasing. Training's conformal half-widths and the one-step
+    bounds of anomaly judging after a gap grow with the step by this profile.
+    """
+    if bt.is_empty():
+        return np.ones(1)
+    h = int(bt["h"].max())  # type: ignore[arg-type]
+    df = bt.with_columns((pl.col(TARGET_COL) - pl.col("yhat")).abs().alias("_e"))
+    df = df.with_columns((pl.col("_e") / pl.col("_e").mean().over(ID_COL)).alias("_r"))
+    per = df.filter(pl.col("_r").is_finite()).group_by("h").agg(pl.col("_r").mean())
+    g = np.ones(h)
+    for step, r in per.iter_rows():
+        if r is not None and np.isfinite(r) and r > 0:
+            g[int(step) - 1] = float(r)
+    g = np.maximum.accumulate(g)
+    return g / g.mean()

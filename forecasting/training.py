@@ -22,6 +22,7 @@ import polars as pl
 
 from forecasting.backtest import (
     METRIC_NAMES,
+    horizon_profile,
     local_jobs,
     make_sf,
     rank_models,
@@ -644,27 +645,6 @@ def _chosen_frame(cv: pl.DataFrame, chosen: pl.DataFrame, levels: list[int]) -> 
     )
 
 
-def _horizon_profile(bt: pl.DataFrame) -> np.ndarray:
-    """How backtest errors grow with the step ahead, pooled over series (mean 1).
-
-    Each series' absolute errors are divided by their mean; the profile is the mean of those
-    ratios per step, made non-decreasing. Conformal half-widths are a per-series quantile of
-    errors divided by this profile, times the profile of the step.
-    """
-    if bt.is_empty():
-        return np.ones(1)
-    h = int(bt["h"].max())  # type: ignore[arg-type]
-    df = bt.with_columns((pl.col(TARGET_COL) - pl.col("yhat")).abs().alias("_e"))
-    df = df.with_columns((pl.col("_e") / pl.col("_e").mean().over(ID_COL)).alias("_r"))
-    per = df.filter(pl.col("_r").is_finite()).group_by("h").agg(pl.col("_r").mean())
-    g = np.ones(h)
-    for step, r in per.iter_rows():
-        if r is not None and np.isfinite(r) and r > 0:
-            g[int(step) - 1] = float(r)
-    g = np.maximum.accumulate(g)
-    return g / g.mean()
-
-
 def _backtest_intervals(
     cv: pl.DataFrame, chosen: pl.DataFrame, levels: list[int], method: str
 ) -> tuple[pl.DataFrame, dict[str, dict[int, np.ndarray]], str]:
@@ -687,7 +667,7 @@ def _backtest_intervals(
     q_conf: dict[str, dict[int, np.ndarray]] = {}
     conf_lo: dict[int, list[np.ndarray]] = {lv: [] for lv in levels}
     order: list[pl.DataFrame] = []
-    profile = _horizon_profile(bt)
+    profile = horizon_profile(bt)
     parts = bt.partition_by(ID_COL, maintain_order=True)
     errs, cuts = [], []
     for part in parts:
