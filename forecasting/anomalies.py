@@ -76,7 +76,7 @@ import math
 import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -99,25 +99,32 @@ __all__ = [
     "judge_insample",
     "month_index",
     "DETECT_COLUMNS",
+    "DETECT_SCHEMA",
+    "VERDICT_SCHEMA",
+    "children_map",
 ]
 
-DETECT_COLUMNS = (
-    ID_COL,
-    TIME_COL,
-    TARGET_COL,
-    "expected",
-    "lo",
-    "hi",
-    "level",
-    "is_anomaly",
-    "direction",
-    "score",
-    "status",
-    "conditioned_on",
-    "age",
-    "paid_share",
-    "explained_by",
-)
+VERDICT_SCHEMA: dict[str, Any] = {
+    ID_COL: pl.String,
+    TIME_COL: pl.Date,
+    TARGET_COL: pl.Float64,
+    "expected": pl.Float64,
+    "lo": pl.Float64,
+    "hi": pl.Float64,
+    "level": pl.Int64,
+    "is_anomaly": pl.Boolean,
+    "direction": pl.String,
+    "score": pl.Float64,
+    "status": pl.String,
+}
+"""Columns of every judgement frame (:func:`detect` and :func:`judge_insample`)."""
+DETECT_SCHEMA: dict[str, Any] = VERDICT_SCHEMA | {
+    "conditioned_on": pl.Int64,
+    "age": pl.Int64,
+    "paid_share": pl.Float64,
+    "explained_by": pl.String,
+}
+DETECT_COLUMNS = tuple(DETECT_SCHEMA)
 _CACHE_MAX = 4096
 _SEASON = 12
 STATUSES = ("ANOMALY", "EXPECTED", "INSUFFICIENT_DATA", "OUT_OF_HORIZON", "UNKNOWN_SERIES")
@@ -171,6 +178,7 @@ class SeriesForecast:
     _cache: dict[tuple[float, ...], np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _shares: dict[int, tuple[float, float]] = field(default_factory=dict, repr=False)
+    _quantiles: dict[int, float] = field(default_factory=dict, repr=False)
     _wd: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -283,7 +291,10 @@ class SeriesForecast:
             prof = float(self.profile[min(step, self.profile.size - 1)])
         if self.conformal:
             assert self.onestep is not None
-            q = float(np.quantile(self.onestep, level / 100)) * self.onestep_scale * prof
+            q0 = self._quantiles.get(level)
+            if q0 is None:
+                q0 = self._quantiles[level] = float(np.quantile(self.onestep, level / 100))
+            q = q0 * self.onestep_scale * prof
             return q, q
         if step < len(self.ds):
             lo, hi = self.interval(level)
@@ -674,22 +685,21 @@ def judge(
     default_as_of = as_of or max((r[1] for r in rows), default=None)
     # series -> step -> (value, as_of); stored first, then the request (the newest revision)
     values: dict[str, dict[int, tuple[float, dt.date | None]]] = {}
-    for uid, ds, y, ao in (_as_obs(o) for o in (stored or ())):
+
+    def place(uid: str, ds: dt.date, y: float, ao: dt.date | None) -> int | None:
         s = lookup.get(uid)
         k = s.step(ds) if s is not None else None
         if k is not None:
             values.setdefault(uid, {})[k] = (y, ao or default_as_of)
-    for uid, ds, y, ao in rows:
-        s = lookup.get(uid)
-        k = s.step(ds) if s is not None else None
+        return k
+
+    for o in stored or ():
+        place(*_as_obs(o))
+    last: dict[str, int] = {}  # series -> latest step asked for in the request
+    for row in rows:
+        k = place(*row)
         if k is not None:
-            values.setdefault(uid, {})[k] = (y, ao or default_as_of)
-    last: dict[str, int] = {}
-    for uid, ds, _, _ in rows:
-        s = lookup.get(uid)
-        k = s.step(ds) if s is not None else None
-        if s is not None and k is not None:
-            last[uid] = max(last.get(uid, -1), k)
+            last[row[0]] = max(last.get(row[0], -1), k)
     widest: dict[str, int] = {}
     walked = {
         uid: _walk(lookup[uid], values[uid], k, level=level, min_history=min_history, widest=widest)
@@ -721,15 +731,9 @@ def judge(
                 age=age,
                 widest=widest,
             )
-        out.append(ref if ao is None else _replace(ref, as_of=ao))
+        out.append(ref if ao is None else replace(ref, as_of=ao))
     kw: dict[str, Any] = {"level": level, "min_history": min_history, "widest": widest}
     return _explain(out, lookup, values, walked, **kw)
-
-
-def _replace(v: Judgement, **changes: Any) -> Judgement:
-    from dataclasses import replace
-
-    return replace(v, **changes)
 
 
 def _as_obs(o: Sequence[Any]) -> tuple[str, dt.date, float, dt.date | None]:
@@ -740,6 +744,16 @@ def _as_obs(o: Sequence[Any]) -> tuple[str, dt.date, float, dt.date | None]:
         float(o[2]),
         ao.replace(day=1) if ao is not None else None,
     )
+
+
+def children_map(lookup: Mapping[str, SeriesForecast]) -> dict[str, list[str]]:
+    """Parent id -> its children's ids (from ``series.parquet``'s ``parent``)."""
+    children: dict[str, list[str]] = {}
+    for uid, s in lookup.items():
+        parent = s.info.get("parent")
+        if parent is not None:
+            children.setdefault(str(parent), []).append(uid)
+    return children
 
 
 def _explain(
@@ -753,11 +767,7 @@ def _explain(
     flagged = [i for i, v in enumerate(out) if v.is_anomaly]
     if not flagged:
         return out
-    children: dict[str, list[str]] = {}
-    for uid, s in lookup.items():
-        parent = s.info.get("parent")
-        if parent is not None:
-            children.setdefault(str(parent), []).append(uid)
+    children = children_map(lookup)
     for i in flagged:
         v = out[i]
         kids = children.get(v.unique_id)
@@ -780,34 +790,15 @@ def _explain(
             parts.append({"unique_id": c, "deviation": dev, "share": share})
         if parts:
             parts.sort(key=lambda p: -abs(float(p["deviation"])))  # type: ignore[arg-type]
-            out[i] = _replace(v, explained_by=json.dumps(parts))
+            out[i] = replace(v, explained_by=json.dumps(parts))
     return out
-
-
-_FRAME_SCHEMA: dict[str, Any] = {
-    ID_COL: pl.String,
-    TIME_COL: pl.Date,
-    TARGET_COL: pl.Float64,
-    "expected": pl.Float64,
-    "lo": pl.Float64,
-    "hi": pl.Float64,
-    "level": pl.Int64,
-    "is_anomaly": pl.Boolean,
-    "direction": pl.String,
-    "score": pl.Float64,
-    "status": pl.String,
-    "conditioned_on": pl.Int64,
-    "age": pl.Int64,
-    "paid_share": pl.Float64,
-    "explained_by": pl.String,
-}
 
 
 def _judgements_frame(rows: list[Judgement]) -> pl.DataFrame:
     names = {ID_COL: "unique_id", TIME_COL: "ds", TARGET_COL: "y"}
     return pl.DataFrame(
         {c: [getattr(r, names.get(c, c)) for r in rows] for c in DETECT_COLUMNS},
-        schema=_FRAME_SCHEMA,
+        schema=DETECT_SCHEMA,
     )
 
 
@@ -931,16 +922,4 @@ def judge_insample(
         .then(pl.lit("ANOMALY"))
         .otherwise(pl.col("status"))
         .alias("status"),
-    ).select(
-        ID_COL,
-        TIME_COL,
-        TARGET_COL,
-        "expected",
-        "lo",
-        "hi",
-        "level",
-        "is_anomaly",
-        "direction",
-        "score",
-        "status",
-    )
+    ).select(*VERDICT_SCHEMA)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from forecasting.anomalies import SeriesForecast, index_bundle
+from forecasting.anomalies import SeriesForecast, children_map, index_bundle
 from forecasting.bundle import Bundle
 
 __all__ = [
@@ -82,18 +82,14 @@ class ServedModel:
     def build(cls, loaded: LoadedModelLike, load_seconds: float = 0.0) -> ServedModel:
         """Index a loaded bundle."""
         bundle = loaded.bundle
-        rows = bundle.series.to_dicts()
-        children: dict[str, list[str]] = {}
-        for r in rows:
-            if r.get("parent") is not None:
-                children.setdefault(str(r["parent"]), []).append(str(r["unique_id"]))
+        lookup = index_bundle(bundle)
         served = cls(
             loaded=loaded,
-            lookup=index_bundle(bundle),
+            lookup=lookup,
             loaded_at=dt.datetime.now(dt.UTC),
             load_seconds=load_seconds,
-            series_rows=rows,
-            children=children,
+            series_rows=bundle.series.to_dicts(),
+            children=children_map(lookup),
         )
         threading.Thread(target=served.warm_up, name="spendcast-warm-up", daemon=True).start()
         return served
