@@ -838,6 +838,22 @@ def _forecast_frame(
     )
 
 
+def _z(level: int) -> float:
+    """Standard normal quantile of a central ``level`` % interval's upper bound."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + level / 200)
+
+
+def _ar1(eps: np.ndarray, phi: float) -> np.ndarray:
+    """Unit-variance AR(1) along axis 1 driven by ``eps`` (``z_t = phi z_(t-1) + ...``)."""
+    z = np.empty_like(eps)
+    z[:, 0] = eps[:, 0]
+    for t in range(1, eps.shape[1]):
+        z[:, t] = phi * z[:, t - 1] + np.sqrt(1 - phi**2) * eps[:, t]
+    return z
+
+
 def _paths(
     hier: Hierarchy,
     rec: dict[str, np.ndarray],
@@ -862,14 +878,12 @@ def _paths(
     (annual totals) keep the persistence of forecast errors. Clipped at zero when
     ``nonnegative``.
     """
-    from statistics import NormalDist
-
     rng = np.random.default_rng(config.seed)
     bidx = hier.bottom_index()
     nb = len(hier.bottom)
     mean = rec["mean"][bidx]  # (nb, h)
     lv = max(levels)
-    z_lv = NormalDist().inv_cdf(0.5 + lv / 200)
+    z_lv = _z(lv)
     sig_lo = np.maximum(mean - rec[f"lo_{lv}"][bidx], 0.0) / z_lv
     sig_hi = np.maximum(rec[f"hi_{lv}"][bidx] - mean, 0.0) / z_lv
 
@@ -886,10 +900,7 @@ def _paths(
     else:
         eps = rng.standard_normal((*draws, nb))
     phi = _error_persistence(cv, chosen, hier.bottom)
-    z = np.empty_like(eps)
-    z[:, 0] = eps[:, 0]
-    for t in range(1, h):
-        z[:, t] = phi * z[:, t - 1] + np.sqrt(1 - phi**2) * eps[:, t]
+    z = _ar1(eps, phi)
     dev = np.where(z < 0, z * sig_lo.T[None], z * sig_hi.T[None])  # (n_paths, h, nb)
     dev += _common_shock(hier, rec, dev, lv, phi, rng)
     bottom = mean.T[None] + dev
@@ -916,24 +927,18 @@ def _common_shock(
     take most of it): parents stay sums of children, the total's paths get its interval's
     spread.
     """
-    from statistics import NormalDist
-
     bidx = hier.bottom_index()
     root = hier.ids.index(ROOT_ID) if ROOT_ID in hier.ids else None
     if root is None or dev.shape[2] < 2:
         return np.zeros_like(dev)
-    z_lv = NormalDist().inv_cdf(0.5 + level / 200)
+    z_lv = _z(level)
     target = ((rec[f"hi_{level}"][root] - rec[f"lo_{level}"][root]) / (2 * z_lv)) ** 2
     have = dev.sum(axis=2).var(axis=0)
     extra = np.sqrt(np.maximum(target - have, 0.0))  # (h,)
     spread = np.maximum(rec[f"hi_{level}"][bidx] - rec[f"lo_{level}"][bidx], 0.0)  # (nb, h)
     share = spread / np.maximum(spread.sum(axis=0, keepdims=True), 1e-12)
     n_paths, h = dev.shape[:2]
-    e = rng.standard_normal((n_paths, h))
-    u = np.empty_like(e)
-    u[:, 0] = e[:, 0]
-    for t in range(1, h):
-        u[:, t] = phi * u[:, t - 1] + np.sqrt(1 - phi**2) * e[:, t]
+    u = _ar1(rng.standard_normal((n_paths, h)), phi)
     return (u * extra[None])[:, :, None] * share.T[None]
 
 
