@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from forecasting.schema import SpendcastError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 app = typer.Typer(
     name="spendcast",
@@ -398,14 +401,13 @@ def _last_month(panel: Path) -> str:
 # --------------------------------------------------------------------------- detect
 
 
-def _post_detect(frame: object, url: str, api_key: str | None, level: int) -> object:
+def _post_detect(frame: pl.DataFrame, url: str, api_key: str | None, level: int) -> pl.DataFrame:
     """Judge through a running service, in batches of at most 10,000 observations."""
     import httpx
     import polars as pl
 
     from forecasting.anomalies import DETECT_COLUMNS
 
-    assert isinstance(frame, pl.DataFrame)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     rows: list[dict[str, object]] = []
     with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120) as client:
@@ -461,7 +463,6 @@ def detect(
         from forecasting.sources.tidy import read_observations
 
         frame = read_observations(observed)
-        assert isinstance(frame, pl.DataFrame)
         if url:
             judged = _post_detect(frame, url, api_key, level)
         else:
@@ -470,7 +471,6 @@ def detect(
 
             loaded = load_model(model or get_settings().model_uri)
             judged = detect_frame(frame, loaded.bundle, level=level)
-        assert isinstance(judged, pl.DataFrame)
     except (SpendcastError, OSError) as exc:
         raise _fail(exc) from exc
     except Exception as exc:  # network errors of --url, MLflow errors
