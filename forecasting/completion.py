@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from forecasting.bundle import parent_id
+from forecasting.ingest import META_TRIANGLE, PROCESSING_COL, triangle_path
 from forecasting.schema import ID_COL, ROOT_ID, SEP, TARGET_COL, TIME_COL, PanelMeta
 
 __all__ = [
@@ -53,7 +55,6 @@ __all__ = [
     "paid_share",
 ]
 
-PROCESSING_COL = "processing_ds"
 MAX_AGE = 24
 """Oldest age with a development factor: care months are taken as complete after it."""
 COMPLETION_COLUMNS = {
@@ -87,11 +88,10 @@ def paid_share(completion: pl.DataFrame | None, unique_id: str, age: int) -> tup
 def load_triangle(meta: PanelMeta, panel_path: Path | None = None) -> pl.DataFrame | None:
     """The triangle of a panel: ``spendcast.triangle`` in its metadata, else beside it."""
     candidates: list[Path] = []
-    if "spendcast.triangle" in meta.extra:
-        candidates.append(Path(meta.extra["spendcast.triangle"]))
+    if META_TRIANGLE in meta.extra:
+        candidates.append(Path(meta.extra[META_TRIANGLE]))
     if panel_path is not None:
-        p = Path(panel_path)
-        candidates.append(p.with_name(p.stem + ".triangle.parquet"))
+        candidates.append(triangle_path(Path(panel_path)))
     for c in candidates:
         if c.exists():
             return pl.read_parquet(c)
@@ -159,10 +159,6 @@ def _all_levels(triangle: pl.DataFrame, levels: tuple[str, ...]) -> pl.DataFrame
     return pl.concat(frames)
 
 
-def _parent(uid: str) -> str | None:
-    return uid.rsplit(SEP, 1)[0] if SEP in uid else None
-
-
 @dataclass
 class _Cube:
     ids: list[str]
@@ -191,7 +187,7 @@ def _cube(triangle: pl.DataFrame, levels: tuple[str, ...], max_age: int) -> _Cub
     cum = np.cumsum(inc, axis=2)
     observed = (np.arange(n_c)[:, None] + np.arange(A)[None, :]) <= (last - first)
     cum[:, ~observed] = np.nan
-    parent = np.array([pos.get(_parent(u) or "", -1) for u in ids], dtype=np.int64)
+    parent = np.array([pos.get(parent_id(u) or "", -1) for u in ids], dtype=np.int64)
     depth = np.array([u.count(SEP) for u in ids], dtype=np.int64)
     return _Cube(ids, first, last, A, cum, parent, depth)
 
