@@ -7,6 +7,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY forecasting/ forecasting/
+COPY cli/ cli/
 COPY service/ service/
 RUN python -m venv /opt/venv
 RUN /opt/venv/bin/pip install .

@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/spendcast demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check forecasting service tests benchmarks
-	$(BIN)/ruff format --check forecasting service tests benchmarks
+	$(BIN)/ruff check forecasting service cli tests benchmarks
+	$(BIN)/ruff format --check forecasting service cli tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -27,7 +27,7 @@ Protocol (one concept per step, all seeded with ``--seed``):
    **Truth**: every month of a shift from its start on is anomalous (the level really is
    different, so a monitor should keep saying so); a spike / drop is one anomalous month.
    The other series are left clean. The same truth scores every method.
-4. **spendcast**: for month m = 1..12, ``forecasting.anomalies.detect(month m of every
+4. **spendcast**: for month m = 1..12, ``forecasting.monitoring.judge.detect(month m of every
    evaluated series, lookup, level=L, stored=months 1..m-1)`` -- what the service does as
    months arrive. When ``detect`` has no ``stored`` argument, each month is judged alone
    (unconditioned) and the output says so. ``unconditioned`` (each month alone, k-step
@@ -80,13 +80,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import load_panel  # noqa: E402
 
-from forecasting.anomalies import SeriesForecast, detect, index_bundle  # noqa: E402
-from forecasting.backtest import local_jobs, make_sf  # noqa: E402
 from forecasting.bundle import Bundle, depth  # noqa: E402
-from forecasting.config import TrainConfig, load_config  # noqa: E402
-from forecasting.models import make_model  # noqa: E402
-from forecasting.schema import ID_COL, TARGET_COL, TIME_COL, PanelMeta  # noqa: E402
-from forecasting.training import fit  # noqa: E402
+from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL, PanelMeta  # noqa: E402
+from forecasting.monitoring.judge import SeriesForecast, detect, index_bundle  # noqa: E402
+from forecasting.training.backtest import local_jobs, make_sf  # noqa: E402
+from forecasting.training.config import TrainConfig, load_config  # noqa: E402
+from forecasting.training.models import make_model  # noqa: E402
+from forecasting.training.pipeline import fit  # noqa: E402
 from tests.panels import make_panel  # noqa: E402
 
 __all__ = ["FAST_CONFIG", "KINDS", "inject", "score", "run", "main"]
@@ -441,7 +441,7 @@ def run(argv: list[str] | None = None) -> Result:
     seconds["fit"] = time.perf_counter() - t0
 
     # evaluated bottom series: finite positive unit, enough history, full hold-out
-    from forecasting.hierarchy import aggregate_panel
+    from forecasting.training.hierarchy import aggregate_panel
 
     y_all, _ = aggregate_panel(panel, meta)
     n_levels = len(meta.hierarchy)

@@ -1,7 +1,7 @@
 """Benchmark ``spendcast ingest`` on one synthetic Open DAMIR month against DuckDB and polars.
 
 Usage: ``python benchmarks/ingest.py [--rows N] [--keep DIR]``. Generates one month of N rows
-(default 36,600,000) with :mod:`forecasting.sources.synth`, then times, each in its own
+(default 36,600,000) with :mod:`forecasting.data.synth`, then times, each in its own
 subprocess (so peak RSS is that side's own): our ingest (cache off), DuckDB ``read_csv`` +
 the same group-by (flux month x PRS_NAT x executant codes, sum of FLT_REM_MNT), and a bare
 polars read + group-by. Prints wall times, ratios and peak RSS.
@@ -28,7 +28,7 @@ _EPILOGUE = (
 
 OURS = """
 from pathlib import Path
-from forecasting.ingest import ingest
+from forecasting.data.ingest import ingest
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 rep = ingest([src], out / 'panel.parquet', cache_dir=out / f'cache-{time.time_ns()}')
 total = sum(rep.totals.values())
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     src = work / "A202401.csv.gz"
     try:
         if not src.exists():
-            from forecasting.sources import synth
+            from forecasting.data import synth
 
             t0 = time.perf_counter()
             synth.generate(work, start="2024-01", end="2024-01", rows_per_month=ns.rows)

@@ -129,9 +129,9 @@ def build_model(workdir: Path) -> tuple[str, str]:
     tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     os.environ["SPENDCAST_ARTIFACT_ROOT"] = str(workdir / "mlruns")
-    from forecasting.config import TrainConfig
     from forecasting.tracking import training_run
-    from forecasting.training import fit
+    from forecasting.training.config import TrainConfig
+    from forecasting.training.pipeline import fit
     from tests.panels import make_panel
 
     panel, meta = make_panel(seed=0)

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import load_panel  # noqa: E402
 
-from forecasting.backtest import local_jobs, make_sf  # noqa: E402
-from forecasting.config import TrainConfig  # noqa: E402
-from forecasting.hierarchy import aggregate_panel  # noqa: E402
-from forecasting.models import make_models  # noqa: E402
-from forecasting.training import fit  # noqa: E402
+from forecasting.training.backtest import local_jobs, make_sf  # noqa: E402
+from forecasting.training.config import TrainConfig  # noqa: E402
+from forecasting.training.hierarchy import aggregate_panel  # noqa: E402
+from forecasting.training.models import make_models  # noqa: E402
+from forecasting.training.pipeline import fit  # noqa: E402
 from tests.panels import make_panel  # noqa: E402
 
 __all__ = ["main"]

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from forecasting.schema import ID_COL, ROOT_ID, SEP, TIME_COL, SpendcastError
+from forecasting.data.panel import ID_COL, ROOT_ID, SEP, TIME_COL
+from forecasting.errors import SpendcastError
 
 __all__ = ["Bundle", "BundleMeta", "BundleError", "level_cols", "parent_id", "depth"]
 

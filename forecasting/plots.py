@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
 from forecasting.bundle import Bundle, depth  # noqa: E402
-from forecasting.schema import ID_COL, TARGET_COL, TIME_COL  # noqa: E402
+from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL  # noqa: E402
 
 __all__ = ["fan_charts", "fan_chart", "metric_by_model", "compare_chart"]
 

@@ -39,8 +39,9 @@ from mlflow.types import ColSpec, Schema
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forecasting.bundle import Bundle, BundleError
-from forecasting.config import TrainConfig
-from forecasting.schema import ID_COL, SpendcastError
+from forecasting.data.panel import ID_COL
+from forecasting.errors import SpendcastError
+from forecasting.training.config import TrainConfig
 
 __all__ = [
     "TrackingSettings",
@@ -201,19 +202,26 @@ def _pip_requirements() -> list[str]:
     return reqs
 
 
-def _code_paths() -> list[str]:
-    pkg = Path(__file__).resolve().parent
-    return [
-        str(pkg / f) for f in ("__init__.py", "bundle.py", "schema.py", "config.py", "tracking.py")
-    ]
+_PYFUNC_MODULES = (
+    "__init__.py",
+    "errors.py",
+    "bundle.py",
+    "tracking.py",
+    "data/__init__.py",
+    "data/panel.py",
+    "training/__init__.py",
+    "training/config.py",
+)
+"""The part of ``forecasting`` the pyfunc needs to load a bundle (shipped as its code)."""
 
 
 def _code_dir(tmp: Path) -> str:
     """A copy of the minimal ``forecasting`` package the pyfunc needs to load."""
+    pkg = Path(__file__).resolve().parent
     dst = tmp / "forecasting"
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in _code_paths():
-        shutil.copy(f, dst / Path(f).name)
+    for rel in _PYFUNC_MODULES:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(pkg / rel, dst / rel)
     return str(dst)
 
 
@@ -620,17 +628,17 @@ def train(
     Args:
         fit_fn: replaces ``forecasting.training.fit`` (same signature), for tests.
     """
-    from forecasting.schema import read_panel
+    from forecasting.data.panel import read_panel
 
     panel, meta = read_panel(panel_path)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     if fit_fn is None:
-        from forecasting import training
+        from forecasting.training.pipeline import fit
 
-        fit_fn = training.fit
+        fit_fn = fit
     extra: dict[str, Any] = {}
     if meta.basis == "care":  # the triangle named in the metadata, else beside the panel
-        from forecasting.completion import load_triangle
+        from forecasting.monitoring.completion import load_triangle
 
         triangle = load_triangle(meta, Path(panel_path))
         if triangle is not None:
@@ -659,7 +667,7 @@ def compare_runs(experiment: str, out: str | Path) -> tuple[pl.DataFrame, list[s
         The table (``label`` + metric columns) and the metric columns shown.
     """
     from forecasting import plots
-    from forecasting.schema import atomic_path
+    from forecasting.data.panel import atomic_path
 
     runs = list_runs(experiment)
     if runs.is_empty() or "metric:mase" not in runs.columns:

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from forecasting.schema import InputError, SpendcastError
+from forecasting.errors import InputError, SpendcastError
 
 __all__ = [
     "PROBLEM_JSON",

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from forecasting.anomalies import SeriesForecast, children_map, index_bundle
 from forecasting.bundle import Bundle
+from forecasting.monitoring.judge import SeriesForecast, children_map, index_bundle
 
 __all__ = [
     "LoadedModelLike",

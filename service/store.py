@@ -53,7 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from forecasting.anomalies import Judgement
+from forecasting.monitoring.judge import Judgement
 
 __all__ = ["Store", "StoredJudgement", "metadata", "observations", "results"]
 

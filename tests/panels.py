@@ -1,4 +1,4 @@
-"""Seeded hierarchical monthly panels for tests (bottom level, per forecasting.schema)."""
+"""Seeded hierarchical monthly panels for tests (bottom level, per forecasting.data.panel)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from forecasting.schema import PanelMeta, validate_panel
+from forecasting.data.panel import PanelMeta, validate_panel
 
 __all__ = ["make_panel"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from forecasting.anomalies import SeriesForecast
+from forecasting.monitoring.judge import SeriesForecast
+from service.api.schemas import ModelPublic
 from service.errors import InvalidParameter, UnknownSeries
-from service.schemas import ModelPublic
 from service.serving import ServedModel, clean
 
 __all__ = ["series_of", "check_horizon", "check_levels", "model_public", "clean"]

@@ -17,7 +17,8 @@ from mlflow.tracking import MlflowClient
 
 from forecasting import tracking
 from forecasting.bundle import depth
-from forecasting.schema import PanelMeta, SpendcastError, write_panel
+from forecasting.data.panel import PanelMeta, write_panel
+from forecasting.errors import SpendcastError
 from tests.forecasting.tracking_helpers import fast_config, make_result
 
 pytestmark = pytest.mark.slow
@@ -253,7 +254,7 @@ def test_real_fit_is_logged_and_served_back(
 ) -> None:
     """A real ``fit`` on a generated panel: per-level metrics logged, bundle round-trips."""
     pytest.importorskip("forecasting.training")
-    from forecasting.training import fit
+    from forecasting.training.pipeline import fit
     from tests.panels import make_panel
 
     _use_store(tmp_path, monkeypatch)

@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from forecasting.config import TrainConfig
+from forecasting.training.config import TrainConfig
 from tests.service.synthetic import make_bundle
 
 __all__ = ["make_result", "FAST"]

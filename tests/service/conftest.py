@@ -130,9 +130,9 @@ def real_model(tmp_path_factory) -> Iterator[dict[str, Any]]:
     Yields ``{"uri", "tracking_uri", "bundle"}``; MLFLOW_TRACKING_URI points at the tmp store
     for the session (restored after).
     """
-    from forecasting.config import TrainConfig
     from forecasting.tracking import training_run
-    from forecasting.training import fit
+    from forecasting.training.config import TrainConfig
+    from forecasting.training.pipeline import fit
     from tests.panels import make_panel
 
     tmp = tmp_path_factory.mktemp("mlflow")
@@ -165,11 +165,11 @@ def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
         pytest.skip(f"{PBS} is not on this machine")
     import polars as pl
 
-    from forecasting.config import TrainConfig
-    from forecasting.ingest import ingest
-    from forecasting.schema import read_panel
+    from forecasting.data.ingest import ingest
+    from forecasting.data.panel import read_panel
     from forecasting.tracking import training_run
-    from forecasting.training import fit
+    from forecasting.training.config import TrainConfig
+    from forecasting.training.pipeline import fit
 
     tmp = tmp_path_factory.mktemp("pbs")
     levels = ["Concession", "Type", "ATC1"]

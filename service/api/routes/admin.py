@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from service.api.common import model_public
 from service.api.deps import ApiKey, HolderDep, MetricsDep
+from service.api.schemas import ReloadResult
 from service.errors import ReloadFailed
-from service.schemas import ReloadResult
 
 __all__ = ["router"]
 

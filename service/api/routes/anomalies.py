@@ -6,11 +6,10 @@ import datetime as dt
 
 from fastapi import APIRouter, Query
 
-from forecasting.anomalies import judge, judge_insample
+from forecasting.monitoring.judge import judge, judge_insample
 from service.api.common import series_of
 from service.api.deps import ApiKey, MetricsDep, ModelDep, RequestId, SettingsDep, StoreDep
-from service.errors import InvalidParameter
-from service.schemas import (
+from service.api.schemas import (
     DetectRequest,
     DetectResponse,
     HistoricalResults,
@@ -18,6 +17,7 @@ from service.schemas import (
     StoredResults,
     Verdict,
 )
+from service.errors import InvalidParameter
 
 __all__ = ["router"]
 

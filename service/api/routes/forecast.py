@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Response
 
 from service.api.common import check_horizon, check_levels, clean, series_of
 from service.api.deps import ModelDep
+from service.api.schemas import ForecastColumns, ForecastRequest, ForecastSeries
 from service.errors import UnknownSeries
-from service.schemas import ForecastColumns, ForecastRequest, ForecastSeries
 from service.serving import ServedModel
 
 __all__ = ["router", "CSV_DOC"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api.deps import HolderDep
+from service.api.schemas import Health, Readiness
 from service.errors import NotReady
-from service.schemas import Health, Readiness
 
 __all__ = ["router"]
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.api.common import model_public
 from service.api.deps import ModelDep
-from service.schemas import ModelPublic
+from service.api.schemas import ModelPublic
 
 __all__ = ["router"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from forecasting.projections import annual_projection
+from forecasting.monitoring.projections import annual_projection
 from service.api.common import check_levels, series_of
 from service.api.deps import ModelDep
-from service.schemas import AnnualProjectionPublic, ProjectionMonth, TotalInterval
+from service.api.schemas import AnnualProjectionPublic, ProjectionMonth, TotalInterval
 
 __all__ = ["router"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from service.api.deps import ModelDep
-from service.schemas import SeriesList, SeriesPublic
+from service.api.schemas import SeriesList, SeriesPublic
 
 __all__ = ["router"]
 

@@ -1,0 +1,1 @@
+"""`spendcast`, the command line: thin commands over ``forecasting`` and ``service``."""

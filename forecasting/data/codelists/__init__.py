@@ -1,0 +1,1 @@
+"""Code lists shipped as data (origins in NOTICE)."""

@@ -1,0 +1,281 @@
+"""The panel contract: column names, dtypes, metadata, validation and the domain errors.
+
+A *panel* is a long polars frame, one row per series and month. A *bottom-level* panel
+(what ``spendcast ingest`` writes) has ``ds``, ``y`` and one Utf8 column per hierarchy
+level, top to bottom; the level names, the measure, the basis and the source are kept in
+the parquet file's key-value metadata. Training aggregates it to every level, where series
+are named by ``unique_id`` (levels joined with ``/`` below the root ``total``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from forecasting.errors import InputError
+
+__all__ = [
+    "ID_COL",
+    "TIME_COL",
+    "TARGET_COL",
+    "ROOT_ID",
+    "SEP",
+    "MEASURES",
+    "BASES",
+    "META_HIERARCHY",
+    "META_MEASURE",
+    "META_BASIS",
+    "META_SOURCE",
+    "META_TRIANGLE",
+    "PROCESSING_COL",
+    "triangle_path",
+    "PanelError",
+    "PanelMeta",
+    "validate_panel",
+    "bottom_ids",
+    "write_panel",
+    "read_panel",
+    "atomic_path",
+    "panel_gaps",
+]
+
+ID_COL = "unique_id"
+TIME_COL = "ds"
+TARGET_COL = "y"
+ROOT_ID = "total"
+SEP = "/"
+
+MEASURES = ("reimbursed", "presented", "acts")
+BASES = ("care", "flux")
+
+META_HIERARCHY = "spendcast.hierarchy"
+META_MEASURE = "spendcast.measure"
+META_BASIS = "spendcast.basis"
+META_SOURCE = "spendcast.source"
+META_TRIANGLE = "spendcast.triangle"
+"""Panel metadata key: absolute path of the care x processing triangle written beside it."""
+PROCESSING_COL = "processing_ds"
+
+
+def triangle_path(panel_path: Path) -> Path:
+    """``PANEL.triangle.parquet`` beside a panel (the name convention; see META_TRIANGLE)."""
+    panel_path = Path(panel_path)
+    return panel_path.with_name(panel_path.stem + ".triangle.parquet")
+
+
+class PanelError(InputError):
+    """A frame or file that breaks the panel contract."""
+
+
+@dataclass(frozen=True)
+class PanelMeta:
+    """What a bottom-level panel file says about itself (parquet key-value metadata)."""
+
+    hierarchy: tuple[str, ...]
+    measure: str = "reimbursed"
+    basis: str = "flux"
+    source: str = "unknown"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_kv(self) -> dict[str, str]:
+        return {
+            META_HIERARCHY: ",".join(self.hierarchy),
+            META_MEASURE: self.measure,
+            META_BASIS: self.basis,
+            META_SOURCE: self.source,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_kv(cls, kv: dict[str, str], *, file: str | None = None) -> PanelMeta:
+        if META_HIERARCHY not in kv or not kv[META_HIERARCHY]:
+            raise PanelError(
+                f"no '{META_HIERARCHY}' in the parquet metadata",
+                file=file,
+                hint="write the panel with `spendcast ingest` or "
+                "forecasting.data.panel.write_panel",
+            )
+        known = {META_HIERARCHY, META_MEASURE, META_BASIS, META_SOURCE}
+        return cls(
+            hierarchy=tuple(kv[META_HIERARCHY].split(",")),
+            measure=kv.get(META_MEASURE, "reimbursed"),
+            basis=kv.get(META_BASIS, "flux"),
+            source=kv.get(META_SOURCE, "unknown"),
+            extra={k: v for k, v in kv.items() if k.startswith("spendcast.") and k not in known},
+        )
+
+
+def panel_gaps(df: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """Months missing between each series' first and last month.
+
+    Returns:
+        One row per missing (series, month), with the key columns and ``ds``.
+    """
+    if df.is_empty():
+        return df.select([*keys, TIME_COL]).clear()
+    spans = df.group_by(keys).agg(
+        pl.col(TIME_COL).min().alias("_start"), pl.col(TIME_COL).max().alias("_end")
+    )
+    full = spans.with_columns(
+        pl.date_ranges("_start", "_end", interval="1mo").alias(TIME_COL)
+    ).explode(TIME_COL)
+    return full.select([*keys, TIME_COL]).join(
+        df.select([*keys, TIME_COL]), on=[*keys, TIME_COL], how="anti", nulls_equal=True
+    )
+
+
+def validate_panel(
+    df: pl.DataFrame,
+    hierarchy: Sequence[str] | None = None,
+    *,
+    allow_gaps: bool = False,
+    source: str | None = None,
+) -> None:
+    """Check a panel against the contract; raise :class:`PanelError` that says what to fix.
+
+    Args:
+        df: a bottom-level panel (``hierarchy`` given) or an id panel (``unique_id``).
+        hierarchy: the level columns, top to bottom; ``None`` for a ``unique_id`` panel.
+        allow_gaps: accept missing months inside a series.
+        source: a name for the data in messages (e.g. the file path).
+    """
+    keys = list(hierarchy) if hierarchy is not None else [ID_COL]
+    required = {TIME_COL: pl.Date, TARGET_COL: pl.Float64} | {k: pl.String for k in keys}
+    for name, dtype in required.items():
+        if name not in df.columns:
+            raise PanelError(
+                f"missing column '{name}' (have: {', '.join(df.columns) or 'none'})",
+                file=source,
+                column=name,
+                hint="a panel needs ds (Date), y (Float64) and its key columns",
+            )
+        if df.schema[name] != dtype:
+            raise PanelError(
+                f"column '{name}' is {df.schema[name]}, expected {dtype}",
+                file=source,
+                column=name,
+                hint=f"cast it with pl.col('{name}').cast(pl.{dtype})",
+            )
+    if df.is_empty():
+        raise PanelError("the panel has no rows", file=source, hint="check the input filters")
+    for name in [TIME_COL, *keys]:
+        nulls = df[name].null_count()
+        if nulls:
+            raise PanelError(
+                f"{nulls} null value(s) in '{name}'",
+                file=source,
+                column=name,
+                hint="fill or drop them before building the panel",
+            )
+    non_finite = df.filter(~pl.col(TARGET_COL).is_finite() | pl.col(TARGET_COL).is_null())
+    if non_finite.height:
+        first = non_finite.row(0, named=True)
+        raise PanelError(
+            f"{non_finite.height} missing or non-finite value(s) in 'y', first at "
+            f"{_describe_row(first, keys)}",
+            file=source,
+            column=TARGET_COL,
+            hint="every (series, month) needs a finite amount",
+        )
+    not_first = df.filter(pl.col(TIME_COL).dt.day() != 1)
+    if not_first.height:
+        raise PanelError(
+            f"'ds' must be the first day of the month; {not_first.height} row(s) are not, "
+            f"first {not_first[TIME_COL][0]}",
+            file=source,
+            column=TIME_COL,
+            hint="truncate dates with pl.col('ds').dt.truncate('1mo')",
+        )
+    dupes = df.group_by([*keys, TIME_COL]).len().filter(pl.col("len") > 1)
+    if dupes.height:
+        first = dupes.row(0, named=True)
+        raise PanelError(
+            f"{dupes.height} duplicated (series, month) pair(s), "
+            f"first {_describe_row(first, keys)}",
+            file=source,
+            hint="aggregate duplicates (sum) before building the panel",
+        )
+    if not allow_gaps:
+        gaps = panel_gaps(df, keys)
+        if gaps.height:
+            first = gaps.row(0, named=True)
+            raise PanelError(
+                f"{gaps.height} missing month(s) inside series, first {_describe_row(first, keys)}",
+                file=source,
+                column=TIME_COL,
+                hint="pass --fill-missing zero to fill gaps with 0",
+            )
+    if ID_COL in keys:
+        bad = df.filter(
+            (pl.col(ID_COL) != ROOT_ID) & ~pl.col(ID_COL).str.starts_with(ROOT_ID + SEP)
+        )
+        if bad.height:
+            raise PanelError(
+                f"unique_id '{bad[ID_COL][0]}' does not start at the root '{ROOT_ID}'",
+                file=source,
+                column=ID_COL,
+                hint=f"hierarchical ids look like '{ROOT_ID}{SEP}famille{SEP}executant'",
+            )
+
+
+def _describe_row(row: dict[str, object], keys: Sequence[str]) -> str:
+    series = SEP.join(str(row[k]) for k in keys)
+    return f"series '{series}' month {row.get(TIME_COL)}"
+
+
+def bottom_ids(hierarchy: Sequence[str]) -> pl.Expr:
+    """Expression giving the bottom-level ``unique_id`` (``total/<level1>/<level2>...``)."""
+    return pl.concat_str([pl.lit(ROOT_ID), *[pl.col(c) for c in hierarchy]], separator=SEP).alias(
+        ID_COL
+    )
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_panel(df: pl.DataFrame, path: str | os.PathLike[str], meta: PanelMeta) -> None:
+    """Validate and write a bottom-level panel atomically with its metadata."""
+    validate_panel(df, meta.hierarchy, source=str(path))
+    ordered = df.select([*meta.hierarchy, TIME_COL, TARGET_COL]).sort([*meta.hierarchy, TIME_COL])
+    table = ordered.to_arrow()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta.to_kv()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_panel(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, PanelMeta]:
+    """Read a bottom-level panel and its metadata, validated."""
+    path = Path(path)
+    if not path.exists():
+        raise PanelError("no such file", file=str(path), hint="run `spendcast ingest` first")
+    try:
+        kv_raw = pq.read_schema(path).metadata or {}
+    except Exception as exc:  # pyarrow raises several types for a non-parquet file
+        raise PanelError(
+            f"not a parquet file ({exc})", file=str(path), hint="give a panel.parquet"
+        ) from exc
+    kv = {k.decode(): v.decode() for k, v in kv_raw.items()}
+    meta = PanelMeta.from_kv(kv, file=str(path))
+    df = pl.read_parquet(path)
+    validate_panel(df, meta.hierarchy, source=str(path))
+    return df, meta

@@ -1,0 +1,1 @@
+"""Monitoring: judging observations against a trained bundle, completion, projections."""

@@ -1,0 +1,159 @@
+"""Aggregate a bottom-level panel to every hierarchy level, and reconcile forecasts.
+
+Series are named ``total``, ``total/<l1>``, ``total/<l1>/<l2>``... (hierarchicalforecast's
+``aggregate`` joins the level values with ``/``). Reconciliation applies one linear map (from
+hierarchicalforecast's reconcilers) to the point forecasts and to every interval bound, then
+clips the bottom level at zero when asked and sums it up, so every output is coherent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from hierarchicalforecast.methods import BottomUp, MinTrace
+from hierarchicalforecast.utils import aggregate as hf_aggregate
+
+from forecasting.data.panel import ID_COL, ROOT_ID, SEP, TARGET_COL, TIME_COL, PanelMeta
+
+__all__ = ["Hierarchy", "aggregate_panel", "reconcile", "level_of"]
+
+
+@dataclass
+class Hierarchy:
+    """The summing structure of an aggregated panel.
+
+    Attributes:
+        ids: every series, rows of ``S`` (parents before children, as ``aggregate`` orders).
+        bottom: the bottom-level ids, columns of ``S``.
+        S: summing matrix (len(ids), len(bottom)).
+        tags: hierarchy level name -> ids at that level (``total`` first).
+    """
+
+    ids: list[str]
+    bottom: list[str]
+    S: np.ndarray
+    tags: dict[str, list[str]]
+
+    @property
+    def level_of(self) -> dict[str, str]:
+        return {uid: name for name, ids in self.tags.items() for uid in ids}
+
+    def bottom_index(self) -> np.ndarray:
+        pos = {uid: i for i, uid in enumerate(self.ids)}
+        return np.array([pos[b] for b in self.bottom])
+
+    def sum_up(self, bottom_values: np.ndarray) -> np.ndarray:
+        """Rows for every series from bottom rows (``bottom_values`` is (n_bottom, ...))."""
+        flat = bottom_values.reshape(bottom_values.shape[0], -1)
+        return (self.S @ flat).reshape((self.S.shape[0], *bottom_values.shape[1:]))
+
+
+def level_of(unique_id: str, hierarchy: tuple[str, ...] | list[str]) -> str:
+    """Hierarchy level name of an id: ``total`` or one of the hierarchy columns."""
+    d = unique_id.count(SEP)
+    return ROOT_ID if d == 0 else hierarchy[d - 1]
+
+
+def aggregate_panel(panel: pl.DataFrame, meta: PanelMeta) -> tuple[pl.DataFrame, Hierarchy]:
+    """Sum the bottom panel to every level with hierarchicalforecast's ``aggregate``.
+
+    Args:
+        panel: bottom-level panel (hierarchy columns, ``ds``, ``y``).
+        meta: its metadata (``hierarchy`` gives the level order, top to bottom).
+
+    Returns:
+        ``unique_id, ds, y`` for every series (sorted) and the :class:`Hierarchy`.
+    """
+    levels = list(meta.hierarchy)
+    df = panel.select([*levels, TIME_COL, TARGET_COL]).with_columns(pl.lit(ROOT_ID).alias("_root"))
+    spec = [["_root", *levels[:i]] for i in range(len(levels) + 1)]
+    y_df, s_df, tags_raw = hf_aggregate(df, spec)
+    y_df = pl.from_pandas(y_df) if not isinstance(y_df, pl.DataFrame) else y_df
+    s_pl = pl.from_pandas(s_df) if not isinstance(s_df, pl.DataFrame) else s_df
+    ids = s_pl[ID_COL].to_list()
+    bottom = [c for c in s_pl.columns if c != ID_COL]
+    S = s_pl.select(bottom).to_numpy().astype(np.float64)
+    names = [ROOT_ID, *levels]
+    tags = {names[i]: [str(x) for x in tags_raw[SEP.join(spec[i])]] for i in range(len(spec))}
+    y_df = y_df.select(
+        pl.col(ID_COL).cast(pl.String), pl.col(TIME_COL).cast(pl.Date), pl.col(TARGET_COL)
+    ).sort(ID_COL, TIME_COL)
+    return y_df, Hierarchy(ids=ids, bottom=bottom, S=S, tags=tags)
+
+
+def _reconciler(method: str) -> Any:
+    if method == "bottom_up":
+        return BottomUp()
+    if method in ("mint_shrink", "ols", "wls_struct"):
+        return MinTrace(method=method, nonnegative=False)
+    raise ValueError(f"unknown reconciliation '{method}'")
+
+
+def reconcile(
+    hier: Hierarchy,
+    columns: dict[str, np.ndarray],
+    *,
+    method: str = "mint_shrink",
+    residuals: np.ndarray | None = None,
+    nonnegative: bool = True,
+    lower: list[str] | None = None,
+    upper: list[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """Reconcile point and bound columns with one linear map; clip bottom; sum up.
+
+    Args:
+        hier: the hierarchy; arrays have rows in ``hier.ids`` order, shape (n_series, h).
+        columns: name -> base forecasts (``mean`` first, then bounds).
+        method: ``mint_shrink``, ``bottom_up``, ``ols``, ``wls_struct`` or ``none``.
+        residuals: (n_series, T) backtest/in-sample errors for ``mint_shrink``.
+        nonnegative: clip the bottom level at zero before summing up.
+        lower: names of lower-bound columns (kept <= mean after reconciliation).
+        upper: names of upper-bound columns (kept >= mean).
+
+    Returns:
+        name -> coherent (n_series, h) array.
+    """
+    S = hier.S
+    bidx = hier.bottom_index()
+    out: dict[str, np.ndarray] = {}
+    if method == "none":
+        bottoms = {k: v[bidx] for k, v in columns.items()}
+        out_none = {k: v.copy() for k, v in columns.items()}
+    else:
+        rec = _reconciler(method)
+        kwargs: dict[str, Any] = {}
+        if method == "mint_shrink":
+            if residuals is None:
+                raise ValueError("mint_shrink needs residuals")
+            res = np.nan_to_num(residuals)
+            kwargs = {"y_insample": res, "y_hat_insample": np.zeros_like(res)}
+        bottoms = {}
+        for k, v in columns.items():
+            r = rec.fit_predict(S=S, y_hat=v, **kwargs)
+            full = r["mean"] if isinstance(r, dict) else r
+            bottoms[k] = np.asarray(full)[bidx]
+        out_none = {}
+    mean_b = bottoms["mean"]
+    if nonnegative:
+        bottoms = {k: np.maximum(v, 0.0) for k, v in bottoms.items()}
+        mean_b = bottoms["mean"]
+    for k in lower or []:
+        bottoms[k] = np.minimum(bottoms[k], mean_b)
+    for k in upper or []:
+        bottoms[k] = np.maximum(bottoms[k], mean_b)
+    for k in columns:
+        if method == "none":
+            # keep each series' own forecast, only clip (not coherent by design)
+            v = out_none[k]
+            out[k] = np.maximum(v, 0.0) if nonnegative else v
+        else:
+            out[k] = S @ bottoms[k]
+    if method == "none":
+        for k in lower or []:
+            out[k] = np.minimum(out[k], out["mean"])
+        for k in upper or []:
+            out[k] = np.maximum(out[k], out["mean"])
+    return out

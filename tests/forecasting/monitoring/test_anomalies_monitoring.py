@@ -1,0 +1,264 @@
+"""Month-by-month monitoring on a really trained bundle: conditioning, calibration, care basis."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+from forecasting.monitoring.judge import DETECT_COLUMNS, detect, index_bundle
+from forecasting.training.config import TrainConfig
+from forecasting.training.hierarchy import aggregate_panel
+from forecasting.training.pipeline import fit
+from tests.panels import make_panel
+
+CUT = dt.date(2021, 12, 1)
+CONFIG = TrainConfig(models=["SeasonalNaive", "AutoETS", "AutoTheta"], windows=3, n_paths=200)
+
+
+def _trained(seed: int):
+    panel, meta = make_panel(n_fam=4, n_exe=3, months=84, seed=seed)
+    result = fit(panel.filter(pl.col("ds") <= CUT), meta, CONFIG)
+    full, _ = aggregate_panel(panel, meta)
+    future = full.filter(pl.col("ds") > CUT).sort("unique_id", "ds")
+    return result.bundle, future
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return _trained(1)
+
+
+@pytest.fixture(scope="module")
+def trained2():
+    return _trained(2)
+
+
+def _one(frame: pl.DataFrame, uid: str, ds: dt.date) -> dict:
+    rows = frame.filter((pl.col("unique_id") == uid) & (pl.col("ds") == ds)).to_dicts()
+    assert len(rows) == 1
+    return rows[0]
+
+
+def _month(k: int) -> dt.date:
+    """Forecast month ``k`` (1-based) after the cut."""
+    return dt.date(2022, k, 1)
+
+
+UID = "total/F1/E1"
+
+
+def test_stored_months_condition_later_ones(trained):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    obs = future.filter(pl.col("unique_id") == UID)
+    target = obs.filter(pl.col("ds") == _month(6))
+    alone = _one(detect(target, lookup, level=99), UID, _month(6))
+    assert alone["conditioned_on"] == 0
+    # months 1..5 stored, 8 % above what the model expected: month 6 moves up, narrower bounds
+    base = detect(obs.filter(pl.col("ds") < _month(6)), lookup, level=99)
+    first = _one(base, UID, _month(1))
+    half = (first["hi"] - first["lo"]) / 2
+    stored = obs.filter(pl.col("ds") < _month(6)).with_columns(
+        (pl.col("y") + 0.5 * half).alias("y")
+    )
+    cond = _one(detect(target, lookup, level=99, stored=stored), UID, _month(6))
+    assert cond["conditioned_on"] == 5
+    assert cond["expected"] > alone["expected"]  # toward the stored (higher) level
+    assert cond["hi"] - cond["lo"] < alone["hi"] - alone["lo"]  # one step, not six
+    assert cond["lo"] <= cond["expected"] <= cond["hi"]
+
+
+def test_flagged_month_conditions_with_its_expectation(trained):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    obs = future.filter(pl.col("unique_id") == UID).head(2)
+    plain = detect(obs, lookup, level=99)
+    spiked = detect(
+        obs.with_columns(
+            pl.when(pl.col("ds") == _month(1))
+            .then(pl.col("y") * 10)
+            .otherwise(pl.col("y"))
+            .alias("y")
+        ),
+        lookup,
+        level=99,
+    )
+    m1, m2 = _one(spiked, UID, _month(1)), _one(spiked, UID, _month(2))
+    assert m1["is_anomaly"] and m1["direction"] == "above"
+    # month 2 is conditioned on month 1's expectation: the same as feeding the forecast back
+    fed = (
+        future.filter(pl.col("unique_id") == UID)
+        .head(2)
+        .with_columns(
+            pl.when(pl.col("ds") == _month(1))
+            .then(pl.lit(m1["expected"]))
+            .otherwise(pl.col("y"))
+            .alias("y")
+        )
+    )
+    ref = _one(detect(fed, lookup, level=99), UID, _month(2))
+    assert m2["conditioned_on"] == 1
+    assert m2["expected"] == pytest.approx(ref["expected"], rel=1e-9)
+    assert m2["hi"] - m2["lo"] == pytest.approx(
+        _one(plain, UID, _month(2))["hi"] - _one(plain, UID, _month(2))["lo"], rel=1e-9
+    )
+
+
+def test_whole_year_at_once_equals_month_by_month(trained):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    ids = ["total", "total/F0", UID]
+    obs = future.filter(pl.col("unique_id").is_in(ids))
+    at_once = detect(obs, lookup, level=95)
+    assert at_once.columns == list(DETECT_COLUMNS) and at_once.height == obs.height
+    for k in (1, 4, 12):
+        month = obs.filter(pl.col("ds") == _month(k))
+        stored = obs.filter(pl.col("ds") < _month(k))
+        step = detect(month, lookup, level=95, stored=stored)
+        for uid in ids:
+            a, b = _one(at_once, uid, _month(k)), _one(step, uid, _month(k))
+            assert a["status"] == b["status"]
+            for col in ("expected", "lo", "hi", "score", "conditioned_on"):
+                assert a[col] == pytest.approx(b[col], rel=1e-9), (uid, k, col)
+            assert b["conditioned_on"] == k - 1
+    # re-judging is idempotent and cached (O(1) per series once known)
+    t0 = time.perf_counter()
+    again = detect(obs, lookup, level=95)
+    assert time.perf_counter() - t0 < 0.5
+    assert again.equals(at_once)
+
+
+def test_a_revision_of_an_earlier_month_changes_later_judgements(trained):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    obs = future.filter(pl.col("unique_id") == UID)
+    m3 = obs.filter(pl.col("ds") == _month(3))
+    stored = obs.filter(pl.col("ds") < _month(3))
+    before = _one(detect(m3, lookup, stored=stored), UID, _month(3))
+    revised = stored.with_columns(
+        pl.when(pl.col("ds") == _month(2))
+        .then(pl.col("y") * 1.03)
+        .otherwise(pl.col("y"))
+        .alias("y")
+    )
+    after = _one(detect(m3, lookup, stored=revised), UID, _month(3))
+    assert after["expected"] != pytest.approx(before["expected"], rel=1e-9)
+    cond = json.loads(
+        _one(detect(m3, lookup, stored=revised), UID, _month(3))["explained_by"] or "null"
+    )
+    assert cond is None  # not flagged: nothing to explain
+
+
+def test_explained_by_lists_the_children_of_a_flagged_parent(trained):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    month = future.filter(pl.col("ds") == _month(1))
+    base = detect(month, lookup, level=99)
+    kids = [u for u in lookup if lookup[u].info.get("parent") == "total/F2"]
+    shocked_kid = kids[0]
+    bump = 6 * (_one(base, "total/F2", _month(1))["hi"] - _one(base, "total/F2", _month(1))["y"])
+    bump = max(bump, 0.3 * _one(base, "total/F2", _month(1))["expected"])
+    shocked = month.with_columns(
+        pl.when(pl.col("unique_id").is_in(["total/F2", shocked_kid, "total"]))
+        .then(pl.col("y") + bump)
+        .otherwise(pl.col("y"))
+        .alias("y")
+    )
+    # the children are stored, the parent alone is posted: stored children explain it
+    stored = shocked.filter(pl.col("unique_id").is_in(kids))
+    parent = shocked.filter(pl.col("unique_id") == "total/F2")
+    row = _one(detect(parent, lookup, level=99, stored=stored), "total/F2", _month(1))
+    assert row["is_anomaly"] and row["direction"] == "above"
+    parts = json.loads(row["explained_by"])
+    assert [p["unique_id"] for p in parts][0] == shocked_kid
+    assert {p["unique_id"] for p in parts} == set(kids)
+    devs = [abs(p["deviation"]) for p in parts]
+    assert devs == sorted(devs, reverse=True)
+    assert parts[0]["share"] > 0.7
+    assert sum(p["deviation"] for p in parts) == pytest.approx(row["y"] - row["expected"], rel=0.25)
+
+
+def _flag_rate(trained_pair, level: int) -> tuple[float, int]:
+    bundle, future = trained_pair
+    out = detect(future, index_bundle(bundle), level=level)
+    assert (out["status"].is_in(["EXPECTED", "ANOMALY"])).all()
+    return float(out["is_anomaly"].mean()), out.height  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("level", [95, 99])
+def test_false_alarm_rate_is_calibrated(trained, trained2, level):
+    # clean months of generated series with known Gaussian noise, judged month by month
+    r1, n1 = _flag_rate(trained, level)
+    r2, n2 = _flag_rate(trained2, level)
+    rate, n = (r1 * n1 + r2 * n2) / (n1 + n2), n1 + n2
+    nominal = 1 - level / 100
+    sd = math.sqrt(nominal * (1 - nominal) / n)
+    assert abs(rate - nominal) <= 3 * sd + 1e-9, (rate, nominal, sd, n)
+
+
+def test_care_basis_fresh_month_is_compared_with_its_paid_share(trained):
+    bundle, future = trained
+    ids = bundle.ids
+    ages = list(range(13))
+    share = [
+        0.583,
+        0.87,
+        0.936,
+        0.961,
+        0.972,
+        0.978,
+        0.983,
+        0.986,
+        0.988,
+        0.991,
+        0.992,
+        0.994,
+        0.995,
+    ]
+    completion = pl.DataFrame(
+        {
+            "unique_id": [u for u in ids for _ in ages],
+            "age": [a for _ in ids for a in ages],
+            "paid_share": [s for _ in ids for s in share],
+            "paid_share_sd": [0.01 for _ in ids for _ in ages],
+        },
+        schema={
+            "unique_id": pl.String,
+            "age": pl.Int64,
+            "paid_share": pl.Float64,
+            "paid_share_sd": pl.Float64,
+        },
+    )
+    care = dataclasses.replace(
+        bundle, meta=dataclasses.replace(bundle.meta, basis="care"), completion=completion
+    )
+    lookup = index_bundle(care)
+    flux = index_bundle(bundle)
+    fresh = future.filter(pl.col("ds") == _month(1)).with_columns(pl.col("y") * 0.583)
+    judged = detect(fresh, lookup, level=99, as_of=_month(1))
+    assert (judged["age"] == 0).all()
+    np.testing.assert_allclose(judged["paid_share"].to_numpy(), 0.583)
+    assert not judged["is_anomaly"].any(), judged.filter(pl.col("is_anomaly"))
+    as_flux = detect(fresh, flux, level=99)
+    assert as_flux["is_anomaly"].mean() > 0.9  # the naive comparison: a false drop everywhere
+    # the same value a year later (age 12) is complete: now it is a drop
+    old = detect(fresh, lookup, level=99, as_of=dt.date(2023, 1, 1))
+    assert (old["age"] == 12).all() and old["is_anomaly"].mean() > 0.9
+    # a per-row as_of wins over the argument
+    rowwise = detect(
+        fresh.with_columns(pl.lit(_month(1)).alias("as_of")),
+        lookup,
+        level=99,
+        as_of=dt.date(2023, 1, 1),
+    )
+    assert (rowwise["age"] == 0).all()
+    np.testing.assert_allclose(
+        judged["expected"].to_numpy(), as_flux["expected"].to_numpy() * 0.583, rtol=1e-9
+    )

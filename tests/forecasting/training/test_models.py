@@ -1,0 +1,68 @@
+"""Candidates, degenerate-series rules and ensembles."""
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from forecasting.training.config import CANDIDATES
+from forecasting.training.models import (
+    add_ensembles,
+    degenerate_reasons,
+    ensemble_alias,
+    make_model,
+    min_length,
+)
+
+
+@pytest.mark.parametrize("alias", CANDIDATES)
+def test_every_candidate_has_its_alias(alias: str) -> None:
+    assert str(make_model(alias)) == alias
+
+
+def test_unknown_alias() -> None:
+    with pytest.raises(ValueError, match="unknown model"):
+        make_model("Prophet")
+
+
+def _series(uid: str, values: list[float]) -> pl.DataFrame:
+    ds = pl.date_range(dt.date(2010, 1, 1), dt.date(2040, 1, 1), "1mo", eager=True)
+    return pl.DataFrame({"unique_id": uid, "ds": ds[: len(values)], "y": values})
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ([0.0] * 60, "all_zero"),
+        ([7.5] * 60, "constant"),
+        (list(np.arange(20.0)), "short: 20 months < 42"),
+        (list(np.arange(60.0) % 12 + 1), None),
+    ],
+)
+def test_degenerate_rules(values: list[float], reason: str | None) -> None:
+    out = degenerate_reasons(_series("total/x", values), min_length(6, 3, 6))
+    assert (out["reason"].to_list() or [None])[0] == reason
+
+
+def test_ensembles_use_each_series_top_k() -> None:
+    cv = pl.DataFrame(
+        {
+            "unique_id": ["a", "a", "b"],
+            "A": [1.0, 2.0, 10.0],
+            "B": [3.0, 4.0, 20.0],
+            "C": [5.0, 9.0, 60.0],
+        }
+    )
+    ranks = pl.DataFrame(
+        {
+            "unique_id": ["a"] * 3 + ["b"] * 3,
+            "model": ["A", "B", "C"] * 2,
+            "rank": [1, 2, 3, 3, 1, 2],
+        }
+    )
+    out = add_ensembles(cv, ranks, ["A", "B", "C"], ["mean", "median"], 2)
+    assert out[ensemble_alias("mean")].to_list() == [2.0, 3.0, 40.0]
+    assert out[ensemble_alias("median")].to_list() == [2.0, 3.0, 40.0]
+    out3 = add_ensembles(cv, ranks, ["A", "B", "C"], ["median"], 3)
+    assert out3[ensemble_alias("median")].to_list() == [3.0, 4.0, 20.0]
