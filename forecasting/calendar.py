@@ -1,19 +1,60 @@
-"""French working days per month: the exogenous regressor of AutoARIMA (known in advance)."""
+"""Months: index arithmetic, month sequences and French working days (AutoARIMA's regressor).
+
+A month is the first day of it (``dt.date(2024, 3, 1)``) or its *index*, the number of months
+since year 0 (``2024 * 12 + 2``): indexes make month arithmetic plain integer arithmetic.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from functools import cache
 
 import holidays
 import numpy as np
 import polars as pl
 
-__all__ = ["working_days", "working_days_frame", "WD_COL"]
+__all__ = [
+    "WD_COL",
+    "month_index",
+    "month_index_expr",
+    "month_of",
+    "add_months",
+    "months_after",
+    "working_days",
+    "working_days_frame",
+]
 
 WD_COL = "working_days"
 
 
+def month_index(d: dt.date) -> int:
+    """Months since year 0: ``2024-03-01`` -> ``2024 * 12 + 2``."""
+    return d.year * 12 + d.month - 1
+
+
+def month_index_expr(d: pl.Expr) -> pl.Expr:
+    """:func:`month_index` of a polars date expression (Int64)."""
+    return d.dt.year().cast(pl.Int64) * 12 + d.dt.month().cast(pl.Int64) - 1
+
+
+def month_of(index: int) -> dt.date:
+    """The first day of the month with this :func:`month_index`."""
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def add_months(d: dt.date, n: int) -> dt.date:
+    """The first day of the month ``n`` months after ``d``'s (``n`` may be negative)."""
+    return month_of(month_index(d) + n)
+
+
+def months_after(last: dt.date, h: int) -> list[dt.date]:
+    """The ``h`` months following ``last``'s month (first days)."""
+    start = month_index(last)
+    return [month_of(start + k) for k in range(1, h + 1)]
+
+
+@cache
 def working_days(year: int, month: int) -> int:
     """Mondays to Fridays of the month that are not French public holidays.
 
@@ -26,7 +67,7 @@ def working_days(year: int, month: int) -> int:
     """
     fr = holidays.France(years=year)
     first = dt.date(year, month, 1)
-    nxt = dt.date(year + (month == 12), month % 12 + 1, 1)
+    nxt = add_months(first, 1)
     days = np.arange(np.datetime64(first), np.datetime64(nxt))
     return sum(1 for d in days.astype(dt.date) if d.weekday() < 5 and d not in fr)
 

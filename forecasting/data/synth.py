@@ -49,7 +49,6 @@ from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
-import holidays
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
@@ -64,6 +63,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from forecasting.calendar import month_of, working_days
 from forecasting.data import codes
 from forecasting.data.panel import ROOT_ID, SEP, atomic_path
 from forecasting.errors import InputError
@@ -79,7 +79,6 @@ __all__ = [
     "SynthReport",
     "categories",
     "lag_allocation",
-    "working_days",
     "generate",
 ]
 
@@ -286,17 +285,8 @@ def _month_index(text: str, what: str) -> int:
 
 
 def _ym(index: int) -> tuple[int, int]:
-    return index // 12, index % 12 + 1
-
-
-@cache
-def working_days(year: int, month: int) -> int:
-    """Working days (Monday-Friday, not a French public holiday) in a month."""
-    fr = holidays.France(years=year)
-    first = date(year, month, 1).toordinal()
-    last = date(year + month // 12, month % 12 + 1, 1).toordinal()
-    days = (date.fromordinal(d) for d in range(first, last))
-    return sum(1 for d in days if d.weekday() < 5 and d not in fr)
+    month = month_of(index)
+    return month.year, month.month
 
 
 # --------------------------------------------------------------------------- truth

@@ -31,7 +31,6 @@ the latest care months of a care-basis panel are incomplete. This module:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.bundle import parent_id
+from forecasting.calendar import month_index_expr, month_of
 from forecasting.data.panel import (
     ID_COL,
     META_TRIANGLE,
@@ -148,14 +148,11 @@ class CompletionReport:
 # --------------------------------------------------------------------------- estimation
 
 
-def _month_index(d: pl.Expr) -> pl.Expr:
-    return d.dt.year().cast(pl.Int64) * 12 + d.dt.month().cast(pl.Int64) - 1
-
-
 def _all_levels(triangle: pl.DataFrame, levels: tuple[str, ...]) -> pl.DataFrame:
     """``unique_id, c, p, y`` (month indexes) for every series at every level."""
     base = triangle.with_columns(
-        _month_index(pl.col(TIME_COL)).alias("c"), _month_index(pl.col(PROCESSING_COL)).alias("p")
+        month_index_expr(pl.col(TIME_COL)).alias("c"),
+        month_index_expr(pl.col(PROCESSING_COL)).alias("p"),
     )
     frames = []
     for i in range(len(levels) + 1):
@@ -300,7 +297,7 @@ def estimate(
         ),
         on=[ID_COL, "age"],
     )
-    as_of = dt.date(cube.last // 12, cube.last % 12 + 1, 1)
+    as_of = month_of(cube.last)
     report = CompletionReport(applied=False, max_age=A - 1, as_of=str(as_of), factors=factors)
     if backtest:
         report.backtest = _backtest(cube)
@@ -348,7 +345,7 @@ def _backtest(cube: _Cube) -> pl.DataFrame:
             pl.DataFrame(
                 {
                     ID_COL: ids[u].tolist(),
-                    TIME_COL: [dt.date(m // 12, m % 12 + 1, 1)] * len(u),
+                    TIME_COL: [month_of(m)] * len(u),
                     "age": [a] * len(u),
                     "predicted": pred,
                     "actual": actual,
@@ -392,10 +389,10 @@ def complete(
         return panel, None, CompletionReport(applied=False, reason="no triangle")
     frame, report = estimate(triangle, meta, max_age=max_age, backtest=backtest)
     levels = list(meta.hierarchy)
-    first = int(triangle.select(_month_index(pl.col(PROCESSING_COL)).min()).item())
-    last = int(triangle.select(_month_index(pl.col(PROCESSING_COL)).max()).item())
+    first = int(triangle.select(month_index_expr(pl.col(PROCESSING_COL)).min()).item())
+    last = int(triangle.select(month_index_expr(pl.col(PROCESSING_COL)).max()).item())
     uid = pl.concat_str([pl.lit(ROOT_ID), *[pl.col(c) for c in levels]], separator=SEP)
-    df = panel.with_columns(uid.alias("_uid"), _month_index(pl.col(TIME_COL)).alias("_m"))
+    df = panel.with_columns(uid.alias("_uid"), month_index_expr(pl.col(TIME_COL)).alias("_m"))
     truncated = df.filter(pl.col("_m") < first)
     df = df.filter(pl.col("_m") >= first).with_columns((last - pl.col("_m")).alias("_age"))
     shares = frame.select(

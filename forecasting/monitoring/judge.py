@@ -84,6 +84,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.bundle import Bundle, level_cols
+from forecasting.calendar import month_index, month_of
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
 from forecasting.errors import InputError
 from forecasting.monitoring.completion import paid_share
@@ -98,7 +99,6 @@ __all__ = [
     "judge",
     "detect",
     "judge_insample",
-    "month_index",
     "DETECT_COLUMNS",
     "DETECT_SCHEMA",
     "VERDICT_SCHEMA",
@@ -130,15 +130,6 @@ _CACHE_MAX = 4096
 _SEASON = 12
 STATUSES = ("ANOMALY", "EXPECTED", "INSUFFICIENT_DATA", "OUT_OF_HORIZON", "UNKNOWN_SERIES")
 _NORMAL = NormalDist()
-
-
-def month_index(d: dt.date) -> int:
-    """Months since year 0: ``2024-03-01`` -> ``2024 * 12 + 2``."""
-    return d.year * 12 + d.month - 1
-
-
-def _month(index: int) -> dt.date:
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 @dataclass
@@ -193,7 +184,7 @@ class SeriesForecast:
 
             first = month_index(self.history_ds[0])
             total = max(n + h, len(self.history_ds) + len(self.ds))
-            months = [_month(first + i) for i in range(total)]
+            months = [month_of(first + i) for i in range(total)]
             self._wd = working_days_frame(months).drop("ds").to_numpy().astype(np.float64)
         return self._wd[:n], self._wd[n : n + h]
 
@@ -561,7 +552,7 @@ def _verdict(
         hi = mean * share + math.hypot(share * (hi - mean), spread)
         mean *= share
     cond = (
-        json.dumps({_month(s.first_month + i).isoformat(): known[i] for i in range(j)})
+        json.dumps({month_of(s.first_month + i).isoformat(): known[i] for i in range(j)})
         if j
         else None
     )

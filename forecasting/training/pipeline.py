@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from forecasting.bundle import Bundle, BundleMeta, level_cols, parent_id
-from forecasting.calendar import working_days_frame
+from forecasting.calendar import months_after, working_days_frame
 from forecasting.data.panel import ID_COL, ROOT_ID, TARGET_COL, TIME_COL, PanelMeta, validate_panel
 from forecasting.errors import SpendcastError
 from forecasting.monitoring.completion import CompletionReport, complete, load_triangle
@@ -115,15 +115,6 @@ class _Stages:
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
-
-
-def _future_months(last: dt.date, h: int) -> list[dt.date]:
-    out = []
-    y, m = last.year, last.month
-    for _ in range(h):
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-        out.append(dt.date(y, m, 1))
-    return out
 
 
 def _degenerate_forecast(
@@ -221,7 +212,7 @@ def fit(
             if use_cal:
                 months = set(y_all[TIME_COL].to_list())
                 for u in good_ids:
-                    months.update(_future_months(last_map[u], h))
+                    months.update(months_after(last_map[u], h))
                 wd = working_days_frame(months)
                 y_good = y_good.join(wd, on=TIME_COL, how="left")
         if engine == "dask":
@@ -565,7 +556,7 @@ def _forecast_local(
         fut = pl.DataFrame(
             {
                 ID_COL: [u for u in ids for _ in range(h)],
-                TIME_COL: [d for u in ids for d in _future_months(last_map[u], h)],
+                TIME_COL: [d for u in ids for d in months_after(last_map[u], h)],
             },
             schema={ID_COL: pl.String, TIME_COL: pl.Date},
         )
@@ -822,7 +813,7 @@ def _forecast_frame(
     cols = ["mean", *level_cols(levels)]
     data: dict[str, Any] = {
         ID_COL: [u for u in ids for _ in range(h)],
-        TIME_COL: [d for u in ids for d in _future_months(last_map[u], h)],
+        TIME_COL: [d for u in ids for d in months_after(last_map[u], h)],
     }
     for c in cols:
         data[c] = rec[c].reshape(-1)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli.main import app
+from forecasting.calendar import working_days
 from forecasting.data import codes, synth
 from forecasting.errors import InputError
 
@@ -327,7 +328,7 @@ def test_truth_has_seasonality_and_fee_shocks(tmp_path: Path) -> None:
     [(2024, 1, 22), (2024, 5, 19), (2024, 8, 21), (2020, 12, 22), (2015, 2, 20)],
 )
 def test_working_days(year: int, month: int, expected: int) -> None:
-    assert synth.working_days(year, month) == expected
+    assert working_days(year, month) == expected
 
 
 # --------------------------------------------------------------------------- invariants
