@@ -88,6 +88,7 @@ from forecasting.calendar import month_index, month_of
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
 from forecasting.errors import InputError
 from forecasting.monitoring.completion import paid_share
+from forecasting.training.models import combine, ensemble_kind
 
 __all__ = [
     "STATUSES",
@@ -199,8 +200,7 @@ class SeriesForecast:
             else:
                 f = m.forward(y=y, h=h)["mean"]
             outs.append(np.asarray(f, dtype=np.float64))
-        stack = np.vstack(outs)
-        return np.median(stack, axis=0) if self.combine == "median" else stack.mean(axis=0)
+        return combine(np.vstack(outs), self.combine)
 
     def _fit(self) -> bool:
         # the service warms series up in a thread while requests judge: fit once, publish
@@ -334,7 +334,7 @@ def index_bundle(bundle: Bundle) -> dict[str, SeriesForecast]:
     path_row = {uid: i for i, uid in enumerate(bundle.path_ids)}
     pooled, scales = _onestep_residuals(bundle)
     profile = _step_profile(bundle)
-    candidates = [m for m in bundle.meta.models if not m.startswith("Ensemble-")]
+    candidates = [m for m in bundle.meta.models if ensemble_kind(m) is None]
     calendar = bool(bundle.meta.config.get("calendar", False)) and "AutoARIMA" in candidates
     out: dict[str, SeriesForecast] = {}
     for info in bundle.series.iter_rows(named=True):
@@ -359,7 +359,7 @@ def index_bundle(bundle: Bundle) -> dict[str, SeriesForecast]:
             else np.empty(0),
             info=info,
             members=_members(info, candidates),
-            combine="median" if info.get("model") == "Ensemble-median" else "mean",
+            combine=ensemble_kind(str(info.get("model") or "")) or "mean",
             calendar=calendar,
             onestep=pooled if uid in scales else None,
             onestep_scale=scales.get(uid, 0.0),
@@ -381,7 +381,7 @@ def _members(info: Mapping[str, object], candidates: list[str]) -> tuple[str, ..
     model = str(info.get("model") or "")
     if model in CANDIDATES:
         return (model,)
-    if not model.startswith("Ensemble-"):
+    if ensemble_kind(model) is None:
         return ()
     listed = info.get("members")
     if isinstance(listed, str) and listed:

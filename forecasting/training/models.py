@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import polars as pl
-from statsforecast.models import AutoARIMA, AutoCES, AutoETS, AutoTheta, SeasonalNaive
 
 from forecasting.data.panel import ID_COL, TARGET_COL
 
@@ -16,6 +16,8 @@ __all__ = [
     "make_models",
     "fallback_model",
     "ensemble_alias",
+    "ensemble_kind",
+    "combine",
     "add_ensembles",
     "degenerate_reasons",
     "min_length",
@@ -26,6 +28,8 @@ SEASON = 12
 
 def make_model(alias: str) -> Any:
     """A statsforecast model for a candidate alias (season length 12)."""
+    from statsforecast.models import AutoARIMA, AutoCES, AutoETS, AutoTheta, SeasonalNaive
+
     factories: dict[str, Any] = {
         "SeasonalNaive": lambda: SeasonalNaive(season_length=SEASON, alias="SeasonalNaive"),
         "AutoETS": lambda: AutoETS(season_length=SEASON, alias="AutoETS"),
@@ -45,12 +49,30 @@ def make_models(aliases: list[str]) -> list[Any]:
 
 def fallback_model() -> Any:
     """What statsforecast uses when a candidate fails to fit a series."""
+    from statsforecast.models import SeasonalNaive
+
     return SeasonalNaive(season_length=SEASON)
+
+
+ENSEMBLE_PREFIX = "Ensemble-"
 
 
 def ensemble_alias(kind: str) -> str:
     """``mean`` -> ``Ensemble-mean``."""
-    return f"Ensemble-{kind}"
+    return f"{ENSEMBLE_PREFIX}{kind}"
+
+
+def ensemble_kind(alias: str) -> str | None:
+    """``Ensemble-mean`` -> ``mean``; ``None`` for a single model's alias."""
+    return alias.removeprefix(ENSEMBLE_PREFIX) if alias.startswith(ENSEMBLE_PREFIX) else None
+
+
+def combine(stack: np.ndarray, kind: str, axis: int = 0) -> np.ndarray:
+    """Members' forecasts combined along ``axis``: ``median`` or ``mean``, NaN members skipped."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices stay NaN
+        fn = np.nanmedian if kind == "median" else np.nanmean
+        return np.asarray(fn(stack, axis=axis), dtype=np.float64)
 
 
 def min_length(horizon: int, windows: int, step: int) -> int:
@@ -116,9 +138,5 @@ def add_ensembles(
     }
     masked = cv.select([pl.when(member[m]).then(pl.col(m)).otherwise(None) for m in candidates])
     arr = masked.to_numpy().astype(np.float64)
-    out = {}
-    with np.errstate(all="ignore"):
-        for kind in kinds:
-            fn = np.nanmean if kind == "mean" else np.nanmedian
-            out[ensemble_alias(kind)] = fn(arr, axis=1)
+    out = {ensemble_alias(kind): combine(arr, kind, axis=1) for kind in kinds}
     return cv.with_columns([pl.Series(name, v) for name, v in out.items()])

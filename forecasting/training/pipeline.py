@@ -37,10 +37,13 @@ from forecasting.training.backtest import (
 from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import Hierarchy, aggregate_panel, reconcile
 from forecasting.training.models import (
+    ENSEMBLE_PREFIX,
     SEASON,
     add_ensembles,
+    combine,
     degenerate_reasons,
     ensemble_alias,
+    ensemble_kind,
     make_model,
     min_length,
 )
@@ -345,11 +348,7 @@ def fit(
                     m = chosen_map[u]
                     members = [m] if m in candidates else top_k[u]
                     stack = np.vstack([fc_point[u][a] for a in members])
-                    mean = (
-                        np.median(stack, axis=0)
-                        if m == ensemble_alias("median")
-                        else (stack.mean(axis=0))
-                    )
+                    mean = combine(stack, ensemble_kind(m) or "mean")
                     base["mean"][i] = mean
                     use_model = cov_method == "model" and m in candidates
                     qi_h = q_conf.get(u, {lv: np.zeros(h) for lv in levels})
@@ -362,14 +361,7 @@ def fit(
                             base[f"lo_{lv}"][i] = mean - qi_h[lv][:h]
                             base[f"hi_{lv}"][i] = mean + qi_h[lv][:h]
                     fit_stack = [fitted_parts[a][u][a].to_numpy() for a in members]
-                    fs = np.vstack(fit_stack)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        fitted = (
-                            np.nanmedian(fs, axis=0)
-                            if m == ensemble_alias("median")
-                            else np.nanmean(fs, axis=0)
-                        )
+                    fitted = combine(np.vstack(fit_stack), ensemble_kind(m) or "mean")
                 ins = pl.DataFrame(
                     {
                         ID_COL: u,
@@ -1023,7 +1015,7 @@ def _series_frame(
         schema={ID_COL: pl.String, "level": pl.String, "parent": pl.String, "last_ds": pl.Date},
     )
     sel = selection.select(ID_COL, "model", "mase", "smape", "fallback_reason").with_columns(
-        pl.when(pl.col("model").str.starts_with("Ensemble-"))
+        pl.when(pl.col("model").str.starts_with(ENSEMBLE_PREFIX))
         .then(
             pl.col(ID_COL).replace_strict(
                 {u: ",".join(sorted(m)) for u, m in top_k.items()},
