@@ -30,8 +30,8 @@ from utilsforecast.losses import mase, smape
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forecasting.data.panel import PanelMeta  # noqa: E402
-from forecasting.training.backtest import make_sf  # noqa: E402
 from forecasting.training.config import TrainConfig  # noqa: E402
+from forecasting.training.engines import make_sf  # noqa: E402
 from forecasting.training.hierarchy import aggregate_panel  # noqa: E402
 from forecasting.training.models import make_model  # noqa: E402
 from forecasting.training.pipeline import fit  # noqa: E402

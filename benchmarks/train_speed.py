@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from accuracy import load_panel  # noqa: E402
 
-from forecasting.training.backtest import local_jobs, make_sf  # noqa: E402
 from forecasting.training.config import TrainConfig  # noqa: E402
+from forecasting.training.engines import local_jobs, make_sf  # noqa: E402
 from forecasting.training.hierarchy import aggregate_panel  # noqa: E402
 from forecasting.training.models import make_models  # noqa: E402
 from forecasting.training.pipeline import fit  # noqa: E402

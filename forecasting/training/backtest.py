@@ -1,11 +1,11 @@
-"""Rolling-origin backtest (statsforecast ``cross_validation``) scored with utilsforecast."""
+"""The rolling-origin backtest (one ``cross_validation`` frame with a ``cutoff`` column):
+scores with utilsforecast, ranks, the errors' growth with the step, chosen-model residuals."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import numpy as np
 import polars as pl
@@ -13,70 +13,13 @@ from utilsforecast.evaluation import evaluate
 from utilsforecast.losses import bias, mase, rmsse, smape
 
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
-from forecasting.training.models import SEASON, fallback_model, make_model
+from forecasting.training.config import Metric
+from forecasting.training.models import SEASON
 
-__all__ = [
-    "METRIC_NAMES",
-    "run_cv",
-    "score",
-    "rank_models",
-    "make_sf",
-    "local_jobs",
-    "horizon_profile",
-]
+__all__ = ["METRIC_NAMES", "score", "rank_models", "horizon_profile", "residual_matrix", "by_id"]
 
-METRIC_NAMES = ("mase", "smape", "rmsse", "bias")
-
-
-#: Below this many series one process is faster than statsforecast's process pool.
-PARALLEL_MIN_SERIES = 24
-
-
-def local_jobs(df: pl.DataFrame) -> int:
-    """statsforecast ``n_jobs`` for a local fit: every core once the panel is large enough.
-
-    Measured on the demo panel (49 series, AutoARIMA with calendar, one backtest window,
-    2 cores): 86.6 s with one process, 39.8 s with two.
-    """
-    return -1 if df[ID_COL].n_unique() >= PARALLEL_MIN_SERIES else 1
-
-
-def make_sf(models: list[Any], n_jobs: int = 1) -> Any:
-    """A StatsForecast object for monthly data with the SeasonalNaive fallback."""
-    from statsforecast import StatsForecast
-
-    return StatsForecast(models=models, freq="1mo", fallback_model=fallback_model(), n_jobs=n_jobs)
-
-
-def run_cv(
-    df: pl.DataFrame,
-    alias: str,
-    *,
-    horizon: int,
-    windows: int,
-    step: int,
-    levels: list[int],
-    n_jobs: int = 1,
-) -> tuple[pl.DataFrame, float]:
-    """Backtest one candidate on every series.
-
-    Args:
-        df: ``unique_id, ds, y`` (plus exogenous columns, used by AutoARIMA).
-        alias: candidate alias.
-        horizon: months per window.
-        windows: number of cutoffs (>= 3).
-        step: months between cutoffs.
-        levels: model interval levels.
-        n_jobs: statsforecast processes (see :func:`local_jobs`).
-
-    Returns:
-        ``unique_id, ds, cutoff, y, <alias>, <alias>-lo-L, <alias>-hi-L`` and seconds taken.
-    """
-    t0 = time.perf_counter()
-    sf = make_sf([make_model(alias)], n_jobs)
-    data = df if alias == "AutoARIMA" else df.select(ID_COL, TIME_COL, TARGET_COL)
-    cv = sf.cross_validation(h=horizon, df=data, n_windows=windows, step_size=step, level=levels)
-    return pl.DataFrame(cv), time.perf_counter() - t0
+#: Every backtest score: the ranking metrics, then the mean error.
+METRIC_NAMES: tuple[str, ...] = (*get_args(Metric), "bias")
 
 
 def score(cv: pl.DataFrame, models: list[str], train: pl.DataFrame) -> pl.DataFrame:
@@ -141,3 +84,29 @@ def horizon_profile(bt: pl.DataFrame) -> np.ndarray:
             g[int(step) - 1] = float(r)
     g = np.maximum.accumulate(g)
     return g / g.mean()
+
+
+def residual_matrix(
+    cv: pl.DataFrame, chosen: dict[str, str], ids: list[str], width: int
+) -> np.ndarray:
+    """Backtest errors (``y - forecast``) of each series' chosen model, one row per id.
+
+    The first ``width`` rows of a series' backtest fill its row (zeros where it has fewer, and
+    for series without a chosen model).
+    """
+    res = np.zeros((len(ids), width))
+    if cv.is_empty():
+        return res
+    cv_by = by_id(cv)
+    for i, u in enumerate(ids):
+        m, sub = chosen.get(u), cv_by.get(u)
+        if m is None or sub is None:
+            continue
+        e = (sub[TARGET_COL] - sub[m]).to_numpy()[:width]
+        res[i, : len(e)] = e
+    return res
+
+
+def by_id(df: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Rows of each series, keyed by ``unique_id``."""
+    return {str(k[0]): part for k, part in df.partition_by(ID_COL, as_dict=True).items()}

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from forecasting.errors import InputError
 
-__all__ = ["TrainConfig", "load_config", "CANDIDATES", "RECONCILERS", "METRICS"]
+__all__ = [
+    "TrainConfig",
+    "load_config",
+    "CANDIDATES",
+    "EnsembleKind",
+    "Metric",
+    "IntervalMethod",
+    "Reconciler",
+]
 
 CANDIDATES = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta", "AutoCES")
 EnsembleKind = Literal["mean", "median"]
-ENSEMBLES: tuple[EnsembleKind, ...] = ("mean", "median")
-RECONCILERS = ("mint_shrink", "bottom_up", "ols", "wls_struct", "none")
-METRICS = ("mase", "smape", "rmsse")
+Metric = Literal["mase", "smape", "rmsse"]
+"""Metrics that can rank the candidates (lower is better)."""
+IntervalMethod = Literal["auto", "model", "conformal"]
+Reconciler = Literal["mint_shrink", "bottom_up", "ols", "wls_struct", "none"]
 
 
 class TrainConfig(BaseModel):
@@ -47,16 +56,16 @@ class TrainConfig(BaseModel):
     description: str = ""
     data: str | None = None
     models: list[str] = Field(default_factory=lambda: list(CANDIDATES))
-    ensembles: list[EnsembleKind] = Field(default_factory=lambda: list(ENSEMBLES))
+    ensembles: list[EnsembleKind] = Field(default_factory=lambda: list(get_args(EnsembleKind)))
     ensemble_k: int = Field(3, ge=2)
     calendar: bool = True
     horizon: int = Field(12, ge=1, le=60)
     windows: int = Field(3, ge=3, le=24)
     step: int | None = Field(None, ge=1)
-    primary_metric: Literal["mase", "smape", "rmsse"] = "mase"
+    primary_metric: Metric = "mase"
     levels: list[int] = Field(default_factory=lambda: [50, 80, 90, 95, 99])
-    intervals: Literal["auto", "model", "conformal"] = "auto"
-    reconciliation: Literal["mint_shrink", "bottom_up", "ols", "wls_struct", "none"] = "mint_shrink"
+    intervals: IntervalMethod = "auto"
+    reconciliation: Reconciler = "mint_shrink"
     n_paths: int = Field(500, ge=50, le=10_000)
     seed: int = 0
     nonnegative: bool = True
@@ -81,6 +90,11 @@ class TrainConfig(BaseModel):
     @property
     def step_size(self) -> int:
         return self.step or self.horizon
+
+    @property
+    def ensemble_kinds(self) -> list[str]:
+        """The ensembles a run builds: none with a single candidate."""
+        return list(self.ensembles) if len(self.models) >= 2 else []
 
     def flat(self) -> dict[str, Any]:
         """Values as MLflow params (lists joined with commas)."""

@@ -8,6 +8,7 @@ clips the bottom level at zero when asked and sums it up, so every output is coh
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +18,9 @@ from hierarchicalforecast.methods import BottomUp, MinTrace
 from hierarchicalforecast.utils import aggregate as hf_aggregate
 
 from forecasting.data.panel import ID_COL, ROOT_ID, SEP, TARGET_COL, TIME_COL, PanelMeta
+from forecasting.training.config import Reconciler
 
-__all__ = ["Hierarchy", "aggregate_panel", "reconcile", "level_of"]
+__all__ = ["Hierarchy", "aggregate_panel", "reconcile", "reconcile_or_fall_back", "level_of"]
 
 
 @dataclass
@@ -96,7 +98,7 @@ def reconcile(
     hier: Hierarchy,
     columns: dict[str, np.ndarray],
     *,
-    method: str = "mint_shrink",
+    method: Reconciler = "mint_shrink",
     residuals: np.ndarray | None = None,
     nonnegative: bool = True,
     lower: list[str] | None = None,
@@ -157,3 +159,34 @@ def reconcile(
         for k in upper or []:
             out[k] = np.maximum(out[k], out["mean"])
     return out
+
+
+def reconcile_or_fall_back(
+    hier: Hierarchy,
+    columns: dict[str, np.ndarray],
+    levels: list[int],
+    *,
+    method: Reconciler,
+    residuals: np.ndarray,
+    nonnegative: bool,
+) -> dict[str, np.ndarray]:
+    """:func:`reconcile` a ``mean`` and its ``lo_L``/``hi_L`` bounds; ``wls_struct`` if it fails.
+
+    Rows of ``residuals`` without spread (degenerate series) get a tiny deterministic jitter,
+    which keeps the error covariance invertible.
+    """
+    res = residuals.copy()
+    flat = res.std(axis=1) == 0
+    if flat.any():
+        rng = np.random.default_rng(0)
+        scale = np.maximum(np.abs(columns["mean"][flat]).mean(axis=1, keepdims=True), 1.0) * 1e-6
+        res[flat] = rng.standard_normal((int(flat.sum()), res.shape[1])) * scale
+    lower, upper = [f"lo_{lv}" for lv in levels], [f"hi_{lv}" for lv in levels]
+    kwargs: dict[str, Any] = {"residuals": res, "nonnegative": nonnegative}
+    try:
+        return reconcile(hier, columns, method=method, lower=lower, upper=upper, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any failure of a reconciler: the structural one
+        if method == "wls_struct":
+            raise
+        warnings.warn(f"{method} failed ({exc}); using wls_struct", stacklevel=2)
+        return reconcile(hier, columns, method="wls_struct", lower=lower, upper=upper, **kwargs)

@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from forecasting.data.panel import ID_COL, TARGET_COL
+from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
 
 __all__ = [
     "SEASON",
+    "EXOGENOUS",
     "make_model",
     "make_models",
     "fallback_model",
@@ -20,10 +21,17 @@ __all__ = [
     "combine",
     "add_ensembles",
     "degenerate_reasons",
+    "fallback_rule",
+    "fallback_table",
+    "degenerate_forecast",
     "min_length",
+    "model_frame",
 ]
 
 SEASON = 12
+
+#: Candidates fitted with the exogenous columns of a frame (French working days per month).
+EXOGENOUS = ("AutoARIMA",)
 
 
 def make_model(alias: str) -> Any:
@@ -45,6 +53,11 @@ def make_model(alias: str) -> Any:
 def make_models(aliases: list[str]) -> list[Any]:
     """Models for the aliases, in order."""
     return [make_model(a) for a in aliases]
+
+
+def model_frame(df: pl.DataFrame, alias: str) -> pl.DataFrame:
+    """The columns a candidate is fitted on: exogenous ones only for :data:`EXOGENOUS`."""
+    return df if alias in EXOGENOUS else df.select(ID_COL, TIME_COL, TARGET_COL)
 
 
 def fallback_model() -> Any:
@@ -110,6 +123,44 @@ def degenerate_reasons(df: pl.DataFrame, need: int) -> pl.DataFrame:
         .select(ID_COL, "reason")
         .sort(ID_COL)
     )
+
+
+def fallback_rule(reason: str, n_obs: int) -> str:
+    """What a degenerate series is forecast with: ``SeasonalNaive`` for a short series with
+    at least one season of history, ``Naive`` (the last value) otherwise."""
+    return "SeasonalNaive" if reason.startswith("short") and n_obs >= SEASON else "Naive"
+
+
+def fallback_table(df: pl.DataFrame, need: int) -> pl.DataFrame:
+    """``unique_id, model, reason`` of the degenerate series (:func:`degenerate_reasons`) and
+    the model each falls back to (:func:`fallback_rule`)."""
+    n_obs = dict(df.group_by(ID_COL).len().iter_rows())
+    rows = [
+        {ID_COL: u, "model": fallback_rule(reason, n_obs[u]), "reason": reason}
+        for u, reason in degenerate_reasons(df, need).iter_rows()
+    ]
+    return pl.DataFrame(rows, schema={ID_COL: pl.String, "model": pl.String, "reason": pl.String})
+
+
+def degenerate_forecast(
+    y: np.ndarray, reason: str, h: int, levels: list[int]
+) -> tuple[np.ndarray, dict[int, np.ndarray], np.ndarray]:
+    """Point forecast, half-widths per level and in-sample fit of a degenerate series.
+
+    All-zero and constant series repeat their value with zero width; short ones follow
+    :func:`fallback_rule`, with half-widths from the quantiles of their in-sample absolute
+    errors growing with the square root of the step.
+    """
+    if reason in ("all_zero", "constant"):
+        return np.full(h, y[-1]), {lv: np.zeros(h) for lv in levels}, np.full(len(y), y[-1])
+    lag = SEASON if fallback_rule(reason, len(y)) == "SeasonalNaive" else 1
+    mean = np.array([y[len(y) - lag + (j % lag)] for j in range(h)])
+    fitted = np.concatenate([np.full(lag, np.nan), y[:-lag]])
+    err = np.abs(y - fitted)
+    err = err[np.isfinite(err)]
+    scale = np.sqrt(np.arange(1, h + 1))
+    half = {lv: (np.quantile(err, lv / 100) if err.size else 0.0) * scale for lv in levels}
+    return mean, half, fitted
 
 
 def add_ensembles(

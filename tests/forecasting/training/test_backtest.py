@@ -3,7 +3,8 @@
 import polars as pl
 import pytest
 
-from forecasting.training.backtest import rank_models, run_cv, score
+from forecasting.training.backtest import rank_models, score
+from forecasting.training.engines import run_cv
 from forecasting.training.hierarchy import aggregate_panel
 from tests.panels import make_panel
 

@@ -1,0 +1,246 @@
+"""Execution engines: where statsforecast fits one candidate over a frame of series.
+
+The models and their data do not depend on the engine (as statsforecast keeps its
+``ParallelBackend`` apart from the models): an :class:`Engine` runs one candidate's
+rolling-origin ``cross_validation`` and its final forecast (with in-sample fitted values) over
+a frame of series, and closes what it owns. :class:`LocalEngine` runs in this process
+(statsforecast's process pool on larger panels); :class:`DaskEngine` splits the series into
+chunks fitted on a Dask cluster. Both give the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import polars as pl
+
+from forecasting.data.panel import ID_COL, TIME_COL
+from forecasting.errors import SpendcastError
+from forecasting.training.models import EXOGENOUS, fallback_model, make_model, model_frame
+
+__all__ = [
+    "ENGINES",
+    "PARALLEL_MIN_SERIES",
+    "Engine",
+    "LocalEngine",
+    "DaskEngine",
+    "check_engine",
+    "open_engine",
+    "make_sf",
+    "local_jobs",
+    "run_cv",
+    "run_forecast",
+]
+
+ENGINES = ("local", "dask")
+
+T = TypeVar("T")
+
+#: Below this many series one process is faster than statsforecast's process pool.
+PARALLEL_MIN_SERIES = 24
+
+
+def local_jobs(df: pl.DataFrame) -> int:
+    """statsforecast ``n_jobs`` for a local fit: every core once the panel is large enough.
+
+    Measured on the demo panel (49 series, AutoARIMA with calendar, one backtest window,
+    2 cores): 86.6 s with one process, 39.8 s with two.
+    """
+    return -1 if df[ID_COL].n_unique() >= PARALLEL_MIN_SERIES else 1
+
+
+def make_sf(models: list[Any], n_jobs: int = 1) -> Any:
+    """A StatsForecast object for monthly data with the SeasonalNaive fallback."""
+    from statsforecast import StatsForecast
+
+    return StatsForecast(models=models, freq="1mo", fallback_model=fallback_model(), n_jobs=n_jobs)
+
+
+def run_cv(
+    df: pl.DataFrame,
+    alias: str,
+    *,
+    horizon: int,
+    windows: int,
+    step: int,
+    levels: list[int],
+    n_jobs: int = 1,
+) -> tuple[pl.DataFrame, float]:
+    """Backtest one candidate on every series.
+
+    Args:
+        df: ``unique_id, ds, y`` (plus exogenous columns, used by :data:`EXOGENOUS` models).
+        alias: candidate alias.
+        horizon: months per window.
+        windows: number of cutoffs (>= 3).
+        step: months between cutoffs.
+        levels: model interval levels.
+        n_jobs: statsforecast processes (see :func:`local_jobs`).
+
+    Returns:
+        ``unique_id, ds, cutoff, y, <alias>, <alias>-lo-L, <alias>-hi-L`` and seconds taken.
+    """
+    t0 = time.perf_counter()
+    sf = make_sf([make_model(alias)], n_jobs)
+    cv = sf.cross_validation(
+        h=horizon, df=model_frame(df, alias), n_windows=windows, step_size=step, level=levels
+    )
+    return pl.DataFrame(cv), time.perf_counter() - t0
+
+
+def run_forecast(
+    df: pl.DataFrame,
+    alias: str,
+    *,
+    horizon: int,
+    levels: list[int],
+    x_future: pl.DataFrame | None = None,
+    n_jobs: int = 1,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Fit one candidate on every series and forecast ``horizon`` months.
+
+    Args:
+        df: ``unique_id, ds, y`` (plus exogenous columns, used by :data:`EXOGENOUS` models).
+        alias: candidate alias.
+        horizon: months ahead.
+        levels: model interval levels.
+        x_future: the exogenous columns over the forecast months (``unique_id, ds, ...``, at
+            least the series of ``df``); given to :data:`EXOGENOUS` models only.
+        n_jobs: statsforecast processes (see :func:`local_jobs`).
+
+    Returns:
+        ``unique_id, ds, <alias>, <alias>-lo-L, <alias>-hi-L`` and the in-sample fitted
+        values ``unique_id, ds, <alias>``.
+    """
+    sf = make_sf([make_model(alias)], n_jobs)
+    x_df = None
+    if x_future is not None and alias in EXOGENOUS:
+        x_df = x_future.filter(pl.col(ID_COL).is_in(df[ID_COL].unique().implode()))
+    fc = sf.forecast(h=horizon, df=model_frame(df, alias), X_df=x_df, level=levels, fitted=True)
+    fitted = sf.forecast_fitted_values()
+    return pl.DataFrame(fc), pl.DataFrame(fitted).select(ID_COL, TIME_COL, alias)
+
+
+class Engine(ABC):
+    """Runs one candidate over a frame of series; a context manager closing what it owns.
+
+    A subclass says how the work is spread (:meth:`map`) and what it releases (:meth:`close`);
+    the statsforecast calls are the same for every engine.
+    """
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the engine started."""
+
+    @abstractmethod
+    def map(self, fn: Callable[..., T], df: pl.DataFrame) -> list[T]:
+        """``fn(frame[, n_jobs=...])`` over frames of whole series of ``df``, results in order."""
+
+    def cross_validation(
+        self,
+        df: pl.DataFrame,
+        alias: str,
+        *,
+        horizon: int,
+        windows: int,
+        step: int,
+        levels: list[int],
+    ) -> pl.DataFrame:
+        """:func:`run_cv`'s backtest frame of one candidate over every series of ``df``."""
+        fn = partial(
+            run_cv, alias=alias, horizon=horizon, windows=windows, step=step, levels=levels
+        )
+        return pl.concat([part[0] for part in self.map(fn, df)])
+
+    def forecast(
+        self,
+        df: pl.DataFrame,
+        alias: str,
+        *,
+        horizon: int,
+        levels: list[int],
+        x_future: pl.DataFrame | None = None,
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """:func:`run_forecast`'s forecasts and fitted values over every series of ``df``."""
+        fn = partial(run_forecast, alias=alias, horizon=horizon, levels=levels, x_future=x_future)
+        parts = self.map(fn, df)
+        return pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts])
+
+
+class LocalEngine(Engine):
+    """statsforecast in this process (its process pool from :data:`PARALLEL_MIN_SERIES`)."""
+
+    def close(self) -> None:
+        """Nothing to release: statsforecast's pool ends with each call."""
+
+    def map(self, fn: Callable[..., T], df: pl.DataFrame) -> list[T]:
+        """``fn`` once over the whole frame, with :func:`local_jobs` processes."""
+        return [fn(df, n_jobs=local_jobs(df))]
+
+
+def _chunks(df: pl.DataFrame, n: int) -> list[pl.DataFrame]:
+    """``df`` cut into at most ``n`` frames of whole series, in order."""
+    ids = df[ID_COL].unique(maintain_order=True).to_list()
+    size = max(1, -(-len(ids) // n))
+    return [df.filter(pl.col(ID_COL).is_in(ids[i : i + size])) for i in range(0, len(ids), size)]
+
+
+class DaskEngine(Engine):
+    """Chunks of series fitted on a Dask cluster, one process per chunk.
+
+    Args:
+        address: scheduler address; ``None`` starts (and owns) a ``LocalCluster`` with two
+            single-threaded worker processes.
+    """
+
+    def __init__(self, address: str | None = None) -> None:
+        from distributed import Client, LocalCluster
+
+        self._cluster: Any = None
+        if not address:
+            self._cluster = LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+        self._client: Any = Client(address or self._cluster)
+
+    def close(self) -> None:
+        """Close the client, and the cluster when this engine started it."""
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def map(self, fn: Callable[..., T], df: pl.DataFrame) -> list[T]:
+        """``fn`` over two chunks of series per worker (at least two), one process each."""
+        n = max(2, len(self._client.scheduler_info().get("workers", {})) * 2)
+        futures = [self._client.submit(fn, chunk, pure=False) for chunk in _chunks(df, n)]
+        return list(self._client.gather(futures))
+
+
+def check_engine(name: str) -> None:
+    """Refuse a name that is not one of :data:`ENGINES`.
+
+    Raises:
+        SpendcastError: unknown engine.
+    """
+    if name not in ENGINES:
+        raise SpendcastError(f"unknown engine '{name}'; choose from {', '.join(ENGINES)}")
+
+
+def open_engine(name: str, address: str | None = None) -> Engine:
+    """The engine called ``name``; ``address`` is the Dask scheduler's (see :class:`DaskEngine`).
+
+    Raises:
+        SpendcastError: unknown engine.
+    """
+    check_engine(name)
+    return DaskEngine(address) if name == "dask" else LocalEngine()

@@ -1,0 +1,121 @@
+"""Model selection per series: scores, ensembles of the best k, the chosen model, the tables.
+
+Each series with a usable history gets the candidate or ensemble that ranks first by the
+primary metric over the backtest windows; degenerate series keep the fallback named by
+their preparation (``fallbacks``). The selection table has one row per series either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from forecasting.data.panel import ID_COL, TIME_COL
+from forecasting.training.backtest import METRIC_NAMES, rank_models, score
+from forecasting.training.config import Metric
+from forecasting.training.models import add_ensembles, ensemble_alias
+
+__all__ = ["Selection", "select", "top_k"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the backtest picked.
+
+    Attributes:
+        cv: backtest rows (sorted by series, cutoff, month) with the ensembles' columns.
+        scores: ``unique_id, hierarchy_level, model, <metrics>`` of every candidate/ensemble.
+        chosen: series -> chosen model (series with a backtest only).
+        top_k: series -> its ``ensemble_k`` best candidates (an ensemble's members).
+        table: ``unique_id, hierarchy_level, model, <metrics>, fallback_reason``, every series.
+    """
+
+    cv: pl.DataFrame
+    scores: pl.DataFrame
+    chosen: dict[str, str]
+    top_k: dict[str, list[str]]
+    table: pl.DataFrame
+
+
+def top_k(scores: pl.DataFrame, candidates: list[str], metric: str, k: int) -> dict[str, list[str]]:
+    """Each series' ``k`` best candidates by ``metric`` (ensembles left out)."""
+    ranks = rank_models(scores.filter(pl.col("model").is_in(candidates)), metric)
+    k = min(k, len(candidates))
+    top = ranks.filter(pl.col("rank") <= k).group_by(ID_COL).agg(pl.col("model"))
+    return dict(zip(top[ID_COL].to_list(), top["model"].to_list(), strict=True))
+
+
+def select(
+    cv: pl.DataFrame,
+    train: pl.DataFrame,
+    candidates: list[str],
+    ensembles: list[str],
+    *,
+    metric: Metric,
+    ensemble_k: int,
+    level_of: dict[str, str],
+    fallbacks: pl.DataFrame,
+) -> Selection:
+    """Score the backtest, add the ensembles, choose each series' model and build the table.
+
+    Args:
+        cv: every candidate's backtest rows (empty when no series has a usable history).
+        train: history of the backtested series (scale of MASE/RMSSE).
+        candidates: candidate aliases.
+        ensembles: ensemble kinds (``mean``, ``median``), none with a single candidate.
+        metric: the primary metric.
+        ensemble_k: members of an ensemble.
+        level_of: series -> hierarchy level name.
+        fallbacks: ``unique_id, model, reason`` of the degenerate series.
+    """
+    if cv.is_empty():
+        scores = pl.DataFrame(
+            schema={ID_COL: pl.String, "model": pl.String} | {m: pl.Float64 for m in METRIC_NAMES}
+        )
+        chosen = pl.DataFrame(schema={ID_COL: pl.String, "model": pl.String})
+        members: dict[str, list[str]] = {}
+    else:
+        cv = cv.sort(ID_COL, "cutoff", TIME_COL)
+        scores = score(cv, candidates, train)
+        cv = add_ensembles(cv, rank_models(scores, metric), candidates, ensembles, ensemble_k)
+        aliases = [ensemble_alias(k) for k in ensembles]
+        if aliases:
+            scores = pl.concat([scores, score(cv, aliases, train)])
+        ranks = rank_models(scores, metric)
+        chosen = ranks.filter(pl.col("rank") == 1).select(ID_COL, "model")
+        members = top_k(scores, candidates, metric, ensemble_k)
+    scores = _with_level(scores, level_of).select(ID_COL, "hierarchy_level", "model", *METRIC_NAMES)
+    return Selection(
+        cv=cv,
+        scores=scores,
+        chosen=dict(zip(chosen[ID_COL].to_list(), chosen["model"].to_list(), strict=True)),
+        top_k=members,
+        table=_table(chosen, scores, fallbacks, level_of),
+    )
+
+
+def _with_level(df: pl.DataFrame, level_of: dict[str, str]) -> pl.DataFrame:
+    """``df`` with the ``hierarchy_level`` of its series."""
+    return df.with_columns(
+        pl.col(ID_COL).replace_strict(level_of, return_dtype=pl.String).alias("hierarchy_level")
+    )
+
+
+def _table(
+    chosen: pl.DataFrame, scores: pl.DataFrame, fallbacks: pl.DataFrame, level_of: dict[str, str]
+) -> pl.DataFrame:
+    """One row per series: its model, that model's scores and the fallback reason (if any)."""
+    good = chosen.join(scores.drop("hierarchy_level"), on=[ID_COL, "model"], how="left")
+    bad = fallbacks.select(ID_COL, "model").with_columns(
+        [pl.lit(None, pl.Float64).alias(m) for m in METRIC_NAMES]
+    )
+    reasons = fallbacks.select(ID_COL, pl.col("reason").alias("fallback_reason"))
+    return (
+        _with_level(
+            pl.concat([good, bad], how="diagonal_relaxed").join(reasons, on=ID_COL, how="left"),
+            level_of,
+        )
+        .select(ID_COL, "hierarchy_level", "model", *METRIC_NAMES, "fallback_reason")
+        .sort(ID_COL)
+    )
