@@ -118,47 +118,47 @@ def reconcile(
     Returns:
         name -> coherent (n_series, h) array.
     """
-    S = hier.S
+    lower, upper = lower or [], upper or []
+    if method == "none":  # each series keeps its own forecast, only clipped (not coherent)
+        return _clip({k: v.copy() for k, v in columns.items()}, nonnegative, lower, upper)
+    bottoms = _clip(_bottom_rows(hier, columns, method, residuals), nonnegative, lower, upper)
+    return {k: hier.S @ bottoms[k] for k in columns}
+
+
+def _bottom_rows(
+    hier: Hierarchy,
+    columns: dict[str, np.ndarray],
+    method: Reconciler,
+    residuals: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """The bottom rows of each column after the reconciler's linear map."""
+    rec = _reconciler(method)
+    kwargs: dict[str, Any] = {}
+    if method == "mint_shrink":
+        if residuals is None:
+            raise ValueError("mint_shrink needs residuals")
+        res = np.nan_to_num(residuals)
+        kwargs = {"y_insample": res, "y_hat_insample": np.zeros_like(res)}
     bidx = hier.bottom_index()
-    out: dict[str, np.ndarray] = {}
-    if method == "none":
-        bottoms = {k: v[bidx] for k, v in columns.items()}
-        out_none = {k: v.copy() for k, v in columns.items()}
-    else:
-        rec = _reconciler(method)
-        kwargs: dict[str, Any] = {}
-        if method == "mint_shrink":
-            if residuals is None:
-                raise ValueError("mint_shrink needs residuals")
-            res = np.nan_to_num(residuals)
-            kwargs = {"y_insample": res, "y_hat_insample": np.zeros_like(res)}
-        bottoms = {}
-        for k, v in columns.items():
-            r = rec.fit_predict(S=S, y_hat=v, **kwargs)
-            full = r["mean"] if isinstance(r, dict) else r
-            bottoms[k] = np.asarray(full)[bidx]
-        out_none = {}
-    mean_b = bottoms["mean"]
+    bottoms = {}
+    for k, v in columns.items():
+        r = rec.fit_predict(S=hier.S, y_hat=v, **kwargs)
+        full = r["mean"] if isinstance(r, dict) else r
+        bottoms[k] = np.asarray(full)[bidx]
+    return bottoms
+
+
+def _clip(
+    cols: dict[str, np.ndarray], nonnegative: bool, lower: list[str], upper: list[str]
+) -> dict[str, np.ndarray]:
+    """Clipped at zero when ``nonnegative``; then lower bounds <= ``mean`` <= upper bounds."""
     if nonnegative:
-        bottoms = {k: np.maximum(v, 0.0) for k, v in bottoms.items()}
-        mean_b = bottoms["mean"]
-    for k in lower or []:
-        bottoms[k] = np.minimum(bottoms[k], mean_b)
-    for k in upper or []:
-        bottoms[k] = np.maximum(bottoms[k], mean_b)
-    for k in columns:
-        if method == "none":
-            # keep each series' own forecast, only clip (not coherent by design)
-            v = out_none[k]
-            out[k] = np.maximum(v, 0.0) if nonnegative else v
-        else:
-            out[k] = S @ bottoms[k]
-    if method == "none":
-        for k in lower or []:
-            out[k] = np.minimum(out[k], out["mean"])
-        for k in upper or []:
-            out[k] = np.maximum(out[k], out["mean"])
-    return out
+        cols = {k: np.maximum(v, 0.0) for k, v in cols.items()}
+    for k in lower:
+        cols[k] = np.minimum(cols[k], cols["mean"])
+    for k in upper:
+        cols[k] = np.maximum(cols[k], cols["mean"])
+    return cols
 
 
 def reconcile_or_fall_back(

@@ -9,8 +9,10 @@ import pytest
 from forecasting.training.config import CANDIDATES
 from forecasting.training.models import (
     add_ensembles,
+    degenerate_forecast,
     degenerate_reasons,
     ensemble_alias,
+    fallback_rule,
     make_model,
     min_length,
 )
@@ -66,3 +68,23 @@ def test_ensembles_use_each_series_top_k() -> None:
     assert out[ensemble_alias("median")].to_list() == [2.0, 3.0, 40.0]
     out3 = add_ensembles(cv, ranks, ["A", "B", "C"], ["median"], 3)
     assert out3[ensemble_alias("median")].to_list() == [3.0, 4.0, 20.0]
+
+
+@pytest.mark.parametrize(
+    ("reason", "n_obs", "model"),
+    [
+        ("all_zero", 60, "Naive"),
+        ("constant", 60, "Naive"),
+        ("short: 8 months < 42", 8, "Naive"),
+        ("short: 11 months < 42", 11, "Naive"),
+        ("short: 12 months < 42", 12, "SeasonalNaive"),
+        ("short: 20 months < 42", 20, "SeasonalNaive"),
+    ],
+)
+def test_fallback_label_names_the_forecast(reason: str, n_obs: int, model: str) -> None:
+    assert fallback_rule(reason, n_obs) == model
+    y = np.arange(1.0, n_obs + 1)
+    mean, _, _ = degenerate_forecast(y, reason, 14, [80])
+    if reason.startswith("short"):
+        lag = 12 if model == "SeasonalNaive" else 1
+        assert mean.tolist() == [y[n_obs - lag + j % lag] for j in range(14)]
