@@ -136,10 +136,13 @@ def fit(
 ) -> TrainResult:
     """Train spendcast on a bottom-level panel.
 
-    Aggregates to every level, backtests every candidate with rolling origins, builds the
-    ensembles, picks each series' model by ``config.primary_metric``, forecasts, computes
-    intervals (model or conformal), reconciles (coherent, non-negative), draws coherent
-    sample paths and packs the :class:`~forecasting.bundle.Bundle`.
+    Prepares the panel (care-basis completion, aggregation to every level, fallbacks for
+    degenerate series, calendar regressor), backtests every candidate with rolling origins,
+    selects each series' model by ``config.primary_metric`` (ensembles of the best k
+    included), sets the backtest intervals (model or conformal), forecasts with every
+    candidate, assembles each series' base forecast and reconciles them (coherent,
+    non-negative), draws coherent sample paths and packs the
+    :class:`~forecasting.bundle.Bundle`.
 
     Args:
         panel: bottom-level panel (hierarchy columns, ``ds``, ``y``).
@@ -183,9 +186,6 @@ def fit(
             return _result(run, st.timings)
 
 
-# --------------------------------------------------------------------------- prepare
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """The panel made ready for the candidates.
@@ -198,7 +198,7 @@ class _Prepared:
         last_ds: series -> its last observed month.
         fallbacks: ``unique_id, model, reason`` of the degenerate series.
         completion: care basis: the paid shares by age (None otherwise).
-        report: care basis: what the completion did.
+        completion_report: care basis: what the completion did.
     """
 
     history: pl.DataFrame
@@ -208,7 +208,7 @@ class _Prepared:
     last_ds: dict[str, dt.date]
     fallbacks: pl.DataFrame
     completion: pl.DataFrame | None
-    report: CompletionReport | None
+    completion_report: CompletionReport | None
 
 
 def _prepare(
@@ -219,10 +219,10 @@ def _prepare(
     st: _Stages,
 ) -> _Prepared:
     """Care-basis completion, aggregation, degenerate-series rules, calendar regressor."""
-    completion, report = None, None
+    completion, completion_report = None, None
     if meta.basis == "care":
         tri = triangle if triangle is not None else load_triangle(meta)
-        panel, completion, report = complete(panel, tri, meta)
+        panel, completion, completion_report = complete(panel, tri, meta)
     with st.stage("aggregate"):
         history, hier = aggregate_panel(panel, meta)
         need = min_length(config.horizon, config.windows, config.step_size)
@@ -236,10 +236,9 @@ def _prepare(
             wd = working_days_frame({*history[TIME_COL], *future[TIME_COL]})
             train = train.join(wd, on=TIME_COL, how="left")
             x_future = future.join(wd, on=TIME_COL, how="left")
-    return _Prepared(history, hier, train, x_future, last_ds, fallbacks, completion, report)
-
-
-# --------------------------------------------------------------------------- backtest, select
+    return _Prepared(
+        history, hier, train, x_future, last_ds, fallbacks, completion, completion_report
+    )
 
 
 def _backtest(
@@ -283,9 +282,6 @@ def _select(cv: pl.DataFrame, prep: _Prepared, config: TrainConfig) -> Selection
     )
 
 
-# --------------------------------------------------------------------------- forecast
-
-
 def _forecast(
     prep: _Prepared, config: TrainConfig, runner: Engine, st: _Stages
 ) -> CandidateForecasts:
@@ -308,9 +304,6 @@ def _forecast(
             seconds[alias] = time.perf_counter() - t0
             rows[alias], fitted[alias] = by_id(fc), by_id(fit_m)
     return CandidateForecasts(rows, fitted, seconds)
-
-
-# --------------------------------------------------------------------------- reconcile, bundle
 
 
 @dataclass(frozen=True)
@@ -360,7 +353,7 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
         fallbacks=prep.fallbacks,
         n_series={name: len(ids) for name, ids in prep.hier.tags.items()},
         timings=timings,
-        completion=prep.report,
+        completion=prep.completion_report,
     )
 
 
