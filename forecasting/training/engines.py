@@ -24,7 +24,6 @@ from forecasting.training.models import EXOGENOUS, fallback_model, make_model, m
 
 __all__ = [
     "ENGINES",
-    "PARALLEL_MIN_SERIES",
     "Engine",
     "LocalEngine",
     "DaskEngine",

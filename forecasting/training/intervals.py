@@ -22,7 +22,7 @@ from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
 from forecasting.training.backtest import horizon_profile
 from forecasting.training.config import IntervalMethod
 
-__all__ = ["Intervals", "backtest_intervals", "chosen_frame", "covered", "coverage"]
+__all__ = ["Intervals", "backtest_intervals", "covered", "coverage"]
 
 _SIDES = (("lo", -1.0), ("hi", 1.0))
 
@@ -55,7 +55,7 @@ def coverage(df: pl.DataFrame, level: int) -> float:
     return 0.0 if value is None else float(value)
 
 
-def chosen_frame(cv: pl.DataFrame, chosen: dict[str, str], levels: list[int]) -> pl.DataFrame:
+def _chosen_frame(cv: pl.DataFrame, chosen: dict[str, str], levels: list[int]) -> pl.DataFrame:
     """Backtest rows of each series' chosen model: ``yhat``, ``h`` and the model's bounds
     ``mlo_L``, ``mhi_L`` (null for an ensemble)."""
     parts = []
@@ -101,7 +101,7 @@ def backtest_intervals(
         method: ``model`` or ``conformal`` bounds, or ``auto``: the models' own bounds where
             they exist if they calibrate better on the backtest than the conformal ones.
     """
-    bt = chosen_frame(cv, chosen, levels)
+    bt = _chosen_frame(cv, chosen, levels)
     model_cols = [f"m{s}_{lv}" for lv in levels for s, _ in _SIDES]
     if bt.is_empty():
         nulls = [pl.lit(None, pl.Float64).alias(c) for c in level_cols(levels)]

@@ -16,7 +16,7 @@ from forecasting.training.backtest import METRIC_NAMES, rank_models, score
 from forecasting.training.config import Metric
 from forecasting.training.models import add_ensembles, ensemble_alias
 
-__all__ = ["Selection", "select", "top_k"]
+__all__ = ["Selection", "select"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,9 @@ class Selection:
     table: pl.DataFrame
 
 
-def top_k(scores: pl.DataFrame, candidates: list[str], metric: str, k: int) -> dict[str, list[str]]:
+def _top_k(
+    scores: pl.DataFrame, candidates: list[str], metric: str, k: int
+) -> dict[str, list[str]]:
     """Each series' ``k`` best candidates by ``metric`` (ensembles left out)."""
     ranks = rank_models(scores.filter(pl.col("model").is_in(candidates)), metric)
     k = min(k, len(candidates))
@@ -84,7 +86,7 @@ def select(
             scores = pl.concat([scores, score(cv, aliases, train)])
         ranks = rank_models(scores, metric)
         chosen = ranks.filter(pl.col("rank") == 1).select(ID_COL, "model")
-        members = top_k(scores, candidates, metric, ensemble_k)
+        members = _top_k(scores, candidates, metric, ensemble_k)
     scores = _with_level(scores, level_of).select(ID_COL, "hierarchy_level", "model", *METRIC_NAMES)
     return Selection(
         cv=cv,
