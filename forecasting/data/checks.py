@@ -20,6 +20,8 @@ __all__ = [
     "FILL_MISSING",
     "one_of",
     "check_choice",
+    "check_measure",
+    "check_basis",
     "check_columns",
 ]
 
@@ -61,6 +63,17 @@ def check_choice(
         raise InputError(
             f"unknown {what} {value!r}", column=column, hint=hint or "use " + one_of(allowed)
         )
+
+
+def check_measure(measure: str) -> None:
+    """Raise unless ``measure`` is one of :data:`MEASURES`."""
+    hint = "use " + ", ".join(MEASURES)
+    check_choice(measure, MEASURES, what="measure", column="measure", hint=hint)
+
+
+def check_basis(basis: str) -> None:
+    """Raise unless ``basis`` is one of :data:`BASES`."""
+    check_choice(basis, BASES, what="basis", column="basis")
 
 
 def check_columns(
