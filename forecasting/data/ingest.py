@@ -64,6 +64,18 @@ class _Reader:
     levels: tuple[str, ...]
     on_bad_rows: str
 
+    def cache(self, directory: Path) -> AggregateCache:
+        """The aggregate cache of ``directory`` for these options."""
+        return AggregateCache.for_options(
+            directory,
+            self.fmt,
+            self.basis,
+            self.measure,
+            self.scope,
+            self.levels,
+            self.on_bad_rows,
+        )
+
 
 @dataclass(frozen=True)
 class _Reading:
@@ -114,9 +126,7 @@ def ingest(
         InputError: bad options or input; nothing is written.
     """
     out = Path(out)
-    check_choice(on_bad_rows, ON_BAD_ROWS, what="--on-bad-rows", column="on-bad-rows")
-    if fill_missing is not None:
-        check_choice(fill_missing, FILL_MISSING, what="--fill-missing", column="fill-missing")
+    _check_options(on_bad_rows, fill_missing)
     files = list_inputs([Path(p) for p in inputs])
     chosen, why = detect_format(files, fmt)
     if console is not None:
@@ -132,22 +142,32 @@ def ingest(
     )
     report.hierarchy = levels
     reader = _Reader(chosen, basis, measure, scope, hierarchy, levels, on_bad_rows)
-    cache = AggregateCache.for_options(
-        Path(cache_dir) if cache_dir else out.parent / CACHE_DIR,
-        chosen,
-        basis,
-        measure,
-        scope,
-        levels,
-        on_bad_rows,
-    )
+    cache_folder = Path(cache_dir) if cache_dir else out.parent / CACHE_DIR
+    return _ingest_monthly(files, report, reader, reader.cache(cache_folder), console)
+
+
+def _ingest_monthly(
+    files: list[Path],
+    report: IngestReport,
+    reader: _Reader,
+    cache: AggregateCache,
+    console: Console | None,
+) -> IngestReport:
+    """Read the monthly files, combine them, write panel, quarantine, triangle and report."""
     reading = _read_files(files, reader, cache, report, console)
-    panel = _combine(reading, levels, report)
+    panel = _combine(reading, reader.levels, report)
     totals = reading.totals
     quarantine = pl.concat(totals.quarantine, how="diagonal") if totals.quarantine else None
-    source = chosen + ":" + ",".join(f.name for f in files[:3]) + ("..." if len(files) > 3 else "")
-    _write(report, panel, levels, source, quarantine, _triangle(reading.triangles, levels))
+    names = ",".join(f.name for f in files[:3]) + ("..." if len(files) > 3 else "")
+    triangle = _triangle(reading.triangles, reader.levels)
+    _write(report, panel, reader.levels, f"{reader.fmt}:{names}", quarantine, triangle)
     return report
+
+
+def _check_options(on_bad_rows: str, fill_missing: str | None) -> None:
+    check_choice(on_bad_rows, ON_BAD_ROWS, what="--on-bad-rows", column="on-bad-rows")
+    if fill_missing is not None:
+        check_choice(fill_missing, FILL_MISSING, what="--fill-missing", column="fill-missing")
 
 
 def _check_one_file_a_month(files: list[Path]) -> None:

@@ -8,6 +8,7 @@ kept as text) and aggregated at once to (hierarchy levels x month) by
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import queue
@@ -262,24 +263,33 @@ def aggregate_file(
         o_cols, other = _other_month(basis, header, path)
         needed |= set(o_cols)
         exprs, keys = [*exprs, other], (*levels, OTHER_COL)
+    block = functools.partial(
+        aggregate_frame,
+        file=path,
+        value_col=value_col,
+        month=month,
+        month_valid=month_valid,
+        month_cols=month_cols,
+        in_scope=in_scope,
+        level_exprs=exprs,
+        levels=keys,
+        on_bad_rows=on_bad_rows,
+    )
+    frames = _frames(path, header, sorted(needed, key=header.index), value_col, on_bytes)
+    return _sum_blocks(path, frames, block, keys)
+
+
+def _sum_blocks(
+    path: Path,
+    frames: Iterator[tuple[pl.DataFrame, int]],
+    block: Callable[..., tuple[pl.DataFrame, FileStats]],
+    keys: tuple[str, ...],
+) -> tuple[pl.DataFrame, FileStats]:
+    """Each block aggregated, then all combined; a file without rows is an error."""
     parts: list[pl.DataFrame] = []
     total = FileStats()
-    for df, first_line in _frames(
-        path, header, sorted(needed, key=header.index), value_col, on_bytes
-    ):
-        part, stats = aggregate_frame(
-            df,
-            file=path,
-            first_line=first_line,
-            value_col=value_col,
-            month=month,
-            month_valid=month_valid,
-            month_cols=month_cols,
-            in_scope=in_scope,
-            level_exprs=exprs,
-            levels=keys,
-            on_bad_rows=on_bad_rows,
-        )
+    for df, first_line in frames:
+        part, stats = block(df, first_line=first_line)
         parts.append(part)
         total.add(stats)
     if total.rows == 0:

@@ -144,15 +144,7 @@ def validate_panel(
     _check_columns(df, keys, source)
     if df.is_empty():
         raise PanelError("the panel has no rows", file=source, hint="check the input filters")
-    for name in [TIME_COL, *keys]:
-        nulls = df[name].null_count()
-        if nulls:
-            raise PanelError(
-                f"{nulls} null value(s) in '{name}'",
-                file=source,
-                column=name,
-                hint="fill or drop them before building the panel",
-            )
+    _check_nulls(df, keys, source)
     _raise_first(
         df.filter(~pl.col(TARGET_COL).is_finite() | pl.col(TARGET_COL).is_null()),
         "{n} missing or non-finite value(s) in 'y', first at {first}",
@@ -207,6 +199,19 @@ def _check_columns(df: pl.DataFrame, keys: list[str], source: str | None) -> Non
                 file=source,
                 column=name,
                 hint=f"cast it with pl.col('{name}').cast(pl.{dtype})",
+            )
+
+
+def _check_nulls(df: pl.DataFrame, keys: list[str], source: str | None) -> None:
+    """No null month or key."""
+    for name in [TIME_COL, *keys]:
+        nulls = df[name].null_count()
+        if nulls:
+            raise PanelError(
+                f"{nulls} null value(s) in '{name}'",
+                file=source,
+                column=name,
+                hint="fill or drop them before building the panel",
             )
 
 
