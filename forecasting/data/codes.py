@@ -29,7 +29,6 @@ __all__ = [
     "FAMILLES",
     "GP_SPECIALTIES",
     "NON_MEDICAL_SPECIALTIES",
-    "normalize_code",
     "famille_expr",
     "executant_expr",
     "prescripteur_expr",
@@ -159,16 +158,6 @@ def famille_of_serie() -> pl.DataFrame:
     return _serie_table().select("serie", "label", "famille")
 
 
-def normalize_code(col: str | pl.Expr) -> pl.Expr:
-    """A code column as text without surrounding blanks or leading zeros (``"01"`` -> ``"1"``).
-
-    Integer columns are cast to text first; ``"0"``/``"00"`` stay ``"0"``; nulls stay null.
-    """
-    expr = pl.col(col) if isinstance(col, str) else col
-    text = expr.cast(pl.String).str.strip_chars().str.strip_chars_start("0")
-    return pl.when(expr.is_null()).then(None).when(text == "").then(pl.lit("0")).otherwise(text)
-
-
 def _variants(mapping: dict[str, str]) -> dict[str, str]:
     """The mapping with keys zero-padded up to 5 digits too (``"1"`` -> ``"01"``, ``"001"``...)."""
     return {
@@ -251,19 +240,17 @@ def prescripteur_expr(act_col: str = "PSP_ACT_SNDS", spe_col: str = "PSP_SPE_SND
 
 def serie_slug_expr(col: str = "serie") -> pl.Expr:
     """A stable slug per legacy serie (e.g. ``111111-c-omnipraticiens``); unknown -> UNKNOWN."""
-    t = _serie_table()
-    mapping = dict(zip(t["serie"].to_list(), t["slug"].to_list(), strict=True))
-    code = pl.col(col).cast(pl.String).str.strip_chars().str.to_uppercase()
-    return code.replace_strict(mapping, default=pl.lit(UNKNOWN), return_dtype=pl.String).alias(
-        "serie"
-    )
+    return _serie_expr(col, "slug", "serie")
 
 
 def serie_famille_expr(col: str = "serie") -> pl.Expr:
     """The famille slug of a legacy serie code; unknown -> UNKNOWN."""
+    return _serie_expr(col, "famille", "famille")
+
+
+def _serie_expr(col: str, field: str, name: str) -> pl.Expr:
+    """The ``field`` of each legacy serie code in ``col`` (named ``name``); unknown -> UNKNOWN."""
     t = _serie_table()
-    mapping = dict(zip(t["serie"].to_list(), t["famille"].to_list(), strict=True))
+    mapping = dict(zip(t["serie"].to_list(), t[field].to_list(), strict=True))
     code = pl.col(col).cast(pl.String).str.strip_chars().str.to_uppercase()
-    return code.replace_strict(mapping, default=pl.lit(UNKNOWN), return_dtype=pl.String).alias(
-        "famille"
-    )
+    return code.replace_strict(mapping, default=pl.lit(UNKNOWN), return_dtype=pl.String).alias(name)

@@ -14,13 +14,14 @@ from pathlib import Path
 import polars as pl
 
 from forecasting.data import codes
-from forecasting.data.open_damir import FileStats, aggregate_frame, combine
+from forecasting.data.aggregate import FileStats, aggregate_frame, combine
+from forecasting.data.checks import MEASURES, check_basis, check_columns, check_measure
 from forecasting.errors import InputError
 
 __all__ = ["LEVELS", "MEASURE_COLUMNS", "NAME_RE", "file_month", "aggregate_file"]
 
 LEVELS = ("famille", "serie")
-MEASURE_COLUMNS = {"reimbursed": "rem_mon", "presented": "rec_mon", "acts": "act_dnb"}
+MEASURE_COLUMNS = dict(zip(MEASURES, ("rem_mon", "rec_mon", "act_dnb"), strict=True))
 NAME_RE = re.compile(r"^[NR](\d{4})(\d{2})\.csv$", re.IGNORECASE)
 
 
@@ -54,11 +55,20 @@ def aggregate_file(
     Returns:
         The partial aggregate (famille, serie, ds, y, n) and the stats.
     """
-    if measure not in MEASURE_COLUMNS:
-        raise InputError(
-            f"unknown measure {measure!r}", column="measure", hint="use reimbursed, presented, acts"
-        )
+    check_measure(measure)
     year, month = file_month(path)
+    df = _read(path)
+    value_col = MEASURE_COLUMNS[measure]
+    needed = ["serie", value_col] + (["sns_date"] if basis == "care" else [])
+    check_columns(needed, df.columns, file=path, hint="check the header names of this legacy table")
+    if df.height == 0:
+        raise InputError("the file has a header but no rows", file=path, line=2)
+    month_expr, valid, cols = _month(basis, datetime.date(year, month, 1))
+    return _aggregate(df.select(needed), path, value_col, month_expr, valid, cols, on_bad_rows)
+
+
+def _read(path: Path) -> pl.DataFrame:
+    """Every column as text, names stripped and lower-cased."""
     if path.stat().st_size == 0:
         raise InputError("the file is empty", file=path, line=1, hint="re-download the file")
     try:
@@ -79,33 +89,19 @@ def aggregate_file(
             line=1,
             hint="legacy tables use ';' between columns; convert the file",
         )
-    value_col = MEASURE_COLUMNS[measure]
-    needed = ["serie", value_col] + (["sns_date"] if basis == "care" else [])
-    missing = [c for c in needed if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"missing column(s) {', '.join(missing)} (have: {', '.join(df.columns)})",
-            file=path,
-            line=1,
-            column=missing[0],
-            hint="check the header names of this legacy table",
-        )
-    if df.height == 0:
-        raise InputError("the file has a header but no rows", file=path, line=2)
+    return df
+
+
+def _month(basis: str, flux_month: datetime.date) -> tuple[pl.Expr, pl.Expr, list[str]]:
+    """(month Date, month valid, source columns): the file's month (flux) or ``sns_date``."""
+    check_basis(basis)
     if basis == "flux":
-        month_expr = pl.lit(datetime.date(year, month, 1))
-        valid = pl.lit(True)
-        cols = ["serie"]
-    elif basis == "care":
-        txt = pl.col("sns_date").str.strip_chars()
-        y = txt.str.slice(0, 4).cast(pl.Int32, strict=False)
-        m = txt.str.slice(4, 2).cast(pl.Int32, strict=False)
-        valid = (txt.str.len_chars() == 6) & (y >= 1900) & m.is_between(1, 12)
-        month_expr = pl.date(y, m.clip(1, 12), 1)
-        cols = ["sns_date"]
-    else:
-        raise InputError(f"unknown basis {basis!r}", column="basis", hint="use flux or care")
-    return _aggregate(df.select(needed), path, value_col, month_expr, valid, cols, on_bad_rows)
+        return pl.lit(flux_month), pl.lit(True), ["serie"]
+    txt = pl.col("sns_date").str.strip_chars()
+    y = txt.str.slice(0, 4).cast(pl.Int32, strict=False)
+    m = txt.str.slice(4, 2).cast(pl.Int32, strict=False)
+    valid = (txt.str.len_chars() == 6) & (y >= 1900) & m.is_between(1, 12)
+    return pl.date(y, m.clip(1, 12), 1), valid, ["sns_date"]
 
 
 def _aggregate(

@@ -27,8 +27,6 @@ __all__ = [
     "TARGET_COL",
     "ROOT_ID",
     "SEP",
-    "MEASURES",
-    "BASES",
     "META_HIERARCHY",
     "META_MEASURE",
     "META_BASIS",
@@ -39,7 +37,6 @@ __all__ = [
     "PanelError",
     "PanelMeta",
     "validate_panel",
-    "bottom_ids",
     "write_panel",
     "read_panel",
     "atomic_path",
@@ -51,9 +48,6 @@ TIME_COL = "ds"
 TARGET_COL = "y"
 ROOT_ID = "total"
 SEP = "/"
-
-MEASURES = ("reimbursed", "presented", "acts")
-BASES = ("care", "flux")
 
 META_HIERARCHY = "spendcast.hierarchy"
 META_MEASURE = "spendcast.measure"
@@ -147,6 +141,49 @@ def validate_panel(
         source: a name for the data in messages (e.g. the file path).
     """
     keys = list(hierarchy) if hierarchy is not None else [ID_COL]
+    _check_columns(df, keys, source)
+    if df.is_empty():
+        raise PanelError("the panel has no rows", file=source, hint="check the input filters")
+    _check_nulls(df, keys, source)
+    _raise_first(
+        df.filter(~pl.col(TARGET_COL).is_finite() | pl.col(TARGET_COL).is_null()),
+        "{n} missing or non-finite value(s) in 'y', first at {first}",
+        keys,
+        source=source,
+        column=TARGET_COL,
+        hint="every (series, month) needs a finite amount",
+    )
+    not_first = df.filter(pl.col(TIME_COL).dt.day() != 1)
+    if not_first.height:
+        raise PanelError(
+            f"'ds' must be the first day of the month; {not_first.height} row(s) are not, "
+            f"first {not_first[TIME_COL][0]}",
+            file=source,
+            column=TIME_COL,
+            hint="truncate dates with pl.col('ds').dt.truncate('1mo')",
+        )
+    _raise_first(
+        df.group_by([*keys, TIME_COL]).len().filter(pl.col("len") > 1),
+        "{n} duplicated (series, month) pair(s), first {first}",
+        keys,
+        source=source,
+        hint="aggregate duplicates (sum) before building the panel",
+    )
+    if not allow_gaps:
+        _raise_first(
+            panel_gaps(df, keys),
+            "{n} missing month(s) inside series, first {first}",
+            keys,
+            source=source,
+            column=TIME_COL,
+            hint="pass --fill-missing zero to fill gaps with 0",
+        )
+    if ID_COL in keys:
+        _check_root(df, source)
+
+
+def _check_columns(df: pl.DataFrame, keys: list[str], source: str | None) -> None:
+    """``ds`` (Date), ``y`` (Float64) and the key columns (Utf8) are there, with their dtypes."""
     required = {TIME_COL: pl.Date, TARGET_COL: pl.Float64} | {k: pl.String for k in keys}
     for name, dtype in required.items():
         if name not in df.columns:
@@ -163,8 +200,10 @@ def validate_panel(
                 column=name,
                 hint=f"cast it with pl.col('{name}').cast(pl.{dtype})",
             )
-    if df.is_empty():
-        raise PanelError("the panel has no rows", file=source, hint="check the input filters")
+
+
+def _check_nulls(df: pl.DataFrame, keys: list[str], source: str | None) -> None:
+    """No null month or key."""
     for name in [TIME_COL, *keys]:
         nulls = df[name].null_count()
         if nulls:
@@ -174,67 +213,40 @@ def validate_panel(
                 column=name,
                 hint="fill or drop them before building the panel",
             )
-    non_finite = df.filter(~pl.col(TARGET_COL).is_finite() | pl.col(TARGET_COL).is_null())
-    if non_finite.height:
-        first = non_finite.row(0, named=True)
+
+
+def _raise_first(
+    bad: pl.DataFrame,
+    message: str,
+    keys: Sequence[str],
+    *,
+    source: str | None,
+    hint: str,
+    column: str | None = None,
+) -> None:
+    """Raise ``message`` (``{n}`` rows, the ``{first}`` one described) if ``bad`` has rows."""
+    if bad.height:
+        first = _describe_row(bad.row(0, named=True), keys)
         raise PanelError(
-            f"{non_finite.height} missing or non-finite value(s) in 'y', first at "
-            f"{_describe_row(first, keys)}",
-            file=source,
-            column=TARGET_COL,
-            hint="every (series, month) needs a finite amount",
+            message.format(n=bad.height, first=first), file=source, column=column, hint=hint
         )
-    not_first = df.filter(pl.col(TIME_COL).dt.day() != 1)
-    if not_first.height:
+
+
+def _check_root(df: pl.DataFrame, source: str | None) -> None:
+    """Every ``unique_id`` starts at the root."""
+    bad = df.filter((pl.col(ID_COL) != ROOT_ID) & ~pl.col(ID_COL).str.starts_with(ROOT_ID + SEP))
+    if bad.height:
         raise PanelError(
-            f"'ds' must be the first day of the month; {not_first.height} row(s) are not, "
-            f"first {not_first[TIME_COL][0]}",
+            f"unique_id '{bad[ID_COL][0]}' does not start at the root '{ROOT_ID}'",
             file=source,
-            column=TIME_COL,
-            hint="truncate dates with pl.col('ds').dt.truncate('1mo')",
+            column=ID_COL,
+            hint=f"hierarchical ids look like '{ROOT_ID}{SEP}famille{SEP}executant'",
         )
-    dupes = df.group_by([*keys, TIME_COL]).len().filter(pl.col("len") > 1)
-    if dupes.height:
-        first = dupes.row(0, named=True)
-        raise PanelError(
-            f"{dupes.height} duplicated (series, month) pair(s), "
-            f"first {_describe_row(first, keys)}",
-            file=source,
-            hint="aggregate duplicates (sum) before building the panel",
-        )
-    if not allow_gaps:
-        gaps = panel_gaps(df, keys)
-        if gaps.height:
-            first = gaps.row(0, named=True)
-            raise PanelError(
-                f"{gaps.height} missing month(s) inside series, first {_describe_row(first, keys)}",
-                file=source,
-                column=TIME_COL,
-                hint="pass --fill-missing zero to fill gaps with 0",
-            )
-    if ID_COL in keys:
-        bad = df.filter(
-            (pl.col(ID_COL) != ROOT_ID) & ~pl.col(ID_COL).str.starts_with(ROOT_ID + SEP)
-        )
-        if bad.height:
-            raise PanelError(
-                f"unique_id '{bad[ID_COL][0]}' does not start at the root '{ROOT_ID}'",
-                file=source,
-                column=ID_COL,
-                hint=f"hierarchical ids look like '{ROOT_ID}{SEP}famille{SEP}executant'",
-            )
 
 
 def _describe_row(row: dict[str, object], keys: Sequence[str]) -> str:
     series = SEP.join(str(row[k]) for k in keys)
     return f"series '{series}' month {row.get(TIME_COL)}"
-
-
-def bottom_ids(hierarchy: Sequence[str]) -> pl.Expr:
-    """Expression giving the bottom-level ``unique_id`` (``total/<level1>/<level2>...``)."""
-    return pl.concat_str([pl.lit(ROOT_ID), *[pl.col(c) for c in hierarchy]], separator=SEP).alias(
-        ID_COL
-    )
 
 
 @contextmanager

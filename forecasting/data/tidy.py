@@ -8,9 +8,11 @@ rows are an error; missing months inside a series are an error unless filled wit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from forecasting.data.checks import check_columns
 from forecasting.data.panel import TARGET_COL, TIME_COL, panel_gaps
 from forecasting.errors import InputError
 
@@ -57,6 +59,45 @@ def read_tidy(
     Raises:
         InputError: missing options or columns, bad dates or values, duplicates, gaps.
     """
+    date_col, value_col, levels = _tidy_options(path, date_col, value_col, hierarchy)
+    df = read_table(path, hint="give a non-empty table")
+    check_columns(
+        [date_col, value_col, *levels],
+        df.columns,
+        file=path,
+        hint="check --date-col, --value-col and --hierarchy",
+    )
+    out = _parse_rows(df, path, date_col, value_col, levels)
+    dupes = out.filter(pl.struct([*levels, TIME_COL]).is_duplicated())
+    if dupes.height:
+        r, first = _first(dupes, levels)
+        raise InputError(
+            f"{dupes.height} rows share a (series, month); first {first}",
+            file=path,
+            line=int(r["_i"]) + 2,
+            column=date_col,
+            hint="aggregate duplicated rows (or add the level that tells them apart)",
+        )
+    out = out.drop("_i")
+    gaps = panel_gaps(out, list(levels))
+    filled = 0
+    if gaps.height:
+        if fill_missing != "zero":
+            raise InputError(
+                f"{gaps.height} missing month(s) inside series; first {_first(gaps, levels)[1]}",
+                file=path,
+                column=date_col,
+                hint="pass --fill-missing zero to fill them with 0",
+            )
+        filled = gaps.height
+        out = pl.concat([out, gaps.with_columns(pl.lit(0.0).alias(TARGET_COL))], how="diagonal")
+    return out.select([*levels, TIME_COL, TARGET_COL]), levels, filled
+
+
+def _tidy_options(
+    path: Path, date_col: str | None, value_col: str | None, hierarchy: str | None
+) -> tuple[str, str, tuple[str, ...]]:
+    """The date and value columns and the levels; each option is required."""
     for opt, val in (
         ("--date-col", date_col),
         ("--value-col", value_col),
@@ -70,17 +111,13 @@ def read_tidy(
                 hint="e.g. --date-col Month --value-col Cost --hierarchy A,B",
             )
     assert date_col and value_col and hierarchy
-    levels = tuple(c.strip() for c in hierarchy.split(",") if c.strip())
-    df = read_table(path, hint="give a non-empty table")
-    missing = [c for c in (date_col, value_col, *levels) if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"missing column(s) {', '.join(missing)} (have: {', '.join(df.columns)})",
-            file=path,
-            line=1,
-            column=missing[0],
-            hint="check --date-col, --value-col and --hierarchy",
-        )
+    return date_col, value_col, tuple(c.strip() for c in hierarchy.split(",") if c.strip())
+
+
+def _parse_rows(
+    df: pl.DataFrame, path: Path, date_col: str, value_col: str, levels: tuple[str, ...]
+) -> pl.DataFrame:
+    """Row index ``_i``, levels, month and amount; the first unreadable cell is an error."""
     out = df.with_row_index("_i").select(
         "_i",
         *[pl.col(c).cast(pl.String) for c in levels],
@@ -101,34 +138,13 @@ def read_tidy(
                 column=what,
                 hint="months look like 2024-01, 2024-01-31 or '1991 Jul'; amounts are numbers",
             )
-    out = out.drop("_d", "_v")
-    dupes = out.filter(pl.struct([*levels, TIME_COL]).is_duplicated())
-    if dupes.height:
-        r = dupes.row(0, named=True)
-        series = "/".join(str(r[c]) for c in levels)
-        raise InputError(
-            f"{dupes.height} rows share a (series, month); first {series} {r[TIME_COL]}",
-            file=path,
-            line=int(r["_i"]) + 2,
-            column=date_col,
-            hint="aggregate duplicated rows (or add the level that tells them apart)",
-        )
-    out = out.drop("_i")
-    gaps = panel_gaps(out, list(levels))
-    filled = 0
-    if gaps.height:
-        if fill_missing != "zero":
-            r = gaps.row(0, named=True)
-            series = "/".join(str(r[c]) for c in levels)
-            raise InputError(
-                f"{gaps.height} missing month(s) inside series; first {series} {r[TIME_COL]}",
-                file=path,
-                column=date_col,
-                hint="pass --fill-missing zero to fill them with 0",
-            )
-        filled = gaps.height
-        out = pl.concat([out, gaps.with_columns(pl.lit(0.0).alias(TARGET_COL))], how="diagonal")
-    return out.select([*levels, TIME_COL, TARGET_COL]), levels, filled
+    return out.drop("_d", "_v")
+
+
+def _first(frame: pl.DataFrame, levels: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """The first row of ``frame`` and its ``series month`` for a message."""
+    r = frame.row(0, named=True)
+    return r, f"{'/'.join(str(r[c]) for c in levels)} {r[TIME_COL]}"
 
 
 def read_observations(path: Path) -> pl.DataFrame:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forecasting.data import open_damir, synth
+from forecasting.data.aggregate import aggregate_frame
 from forecasting.errors import InputError
 
 COLS = synth.OPEN_DAMIR_COLUMNS
@@ -106,7 +107,7 @@ def test_block_sum_is_exact(cents: list[int], prs: list[str]) -> None:
         }
     )
     month, valid, cols = open_damir.month_exprs("flux")
-    part, stats = open_damir.aggregate_frame(
+    part, stats = aggregate_frame(
         df,
         file=Path("x"),
         first_line=2,

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from forecasting.calendar import working_days
 from forecasting.data import codes, synth
+from forecasting.data.synth import cells as synth_cells
 from forecasting.errors import InputError
 
 
@@ -291,8 +292,8 @@ def test_anomaly_changes_truth(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_memory_does_not_grow_with_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(synth, "_CHUNK_ROWS", 20_000)
-    monkeypatch.setattr(synth, "_BLOCK_ROWS", 10_000)
+    monkeypatch.setattr(synth_cells, "_CHUNK_ROWS", 20_000)
+    monkeypatch.setattr(synth_cells, "_BLOCK_ROWS", 10_000)
     peaks = []
     for rows in (20_000, 200_000):
         tracemalloc.start()
@@ -366,7 +367,9 @@ def test_rows_split_cells_exactly(cells: list[tuple[int, int]], n_rows: int, see
     n = len(cells)
     rem = np.asarray([c[0] for c in cells], dtype=np.int64)
     acts = np.asarray([c[1] for c in cells], dtype=np.int64)
-    blocks = synth._blocks(np.arange(n), np.zeros(n, dtype=np.int64), rem, rem * 2, acts, n_rows)
+    blocks = synth_cells.split_cells(
+        np.arange(n), np.zeros(n, dtype=np.int64), rem, rem * 2, acts, n_rows
+    )
     assert int(blocks.rows.sum()) == max(n_rows, n)
     assert (blocks.rows >= 1).all()
     rng = np.random.default_rng(seed)
@@ -376,8 +379,8 @@ def test_rows_split_cells_exactly(cells: list[tuple[int, int]], n_rows: int, see
         "acts": np.zeros(n, np.int64),
     }
     rows = 0
-    for idx in synth._chunks(blocks):
-        amounts, block_of_row, _ = synth._chunk_rows(blocks, idx, rng, with_scope=True)
+    for idx in synth_cells.chunks(blocks):
+        amounts, block_of_row, _ = synth_cells.chunk_rows(blocks, idx, rng, with_scope=True)
         rows += len(block_of_row)
         for key, values in amounts.items():
             np.add.at(got[key], blocks.cat[idx][block_of_row], values)

@@ -1,0 +1,140 @@
+"""``spendcast serve`` and ``spendcast demo`` (synth -> ingest -> train -> serve)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.common import HostOption, ModelOption, PortOption, console, exit_on_error, local_url, out
+from cli.train import train_table
+
+if TYPE_CHECKING:
+    from forecasting.tracking import TrainOutcome
+
+__all__ = ["serve", "demo"]
+
+
+def serve(
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    model: ModelOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the HTTP API (uvicorn, service.main) on the model named by --model."""
+    import uvicorn
+    from rich.table import Table
+
+    from service.config import get_settings
+    from service.main import create_app
+
+    settings = get_settings()
+    if model:
+        settings = settings.model_copy(update={"model_uri": model})
+    base = local_url(host, port)
+    table = Table(title="spendcast serve", show_header=False)
+    table.add_row("model", settings.model_uri)
+    table.add_row("database", settings.database_url.split("@")[-1])
+    table.add_row("API docs", f"{base}/docs")
+    table.add_row("ready", f"{base}/readyz")
+    table.add_row("API keys", f"{len(settings.keys)} configured (SPENDCAST_API_KEYS)")
+    out.print(table)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+def demo(
+    workdir: Annotated[
+        Path, typer.Option(help="Folder for the generated files and the panel.")
+    ] = Path("demo"),
+    rows_per_month: Annotated[
+        int, typer.Option(min=1_000, max=40_000_000, help="Rows per generated monthly file.")
+    ] = 5_000,
+    start: Annotated[str, typer.Option(help="First generated month, YYYY-MM.")] = "2015-01",
+    end: Annotated[str, typer.Option(help="Last generated month, YYYY-MM.")] = "2024-12",
+    config: Annotated[
+        Path | None, typer.Option(help="Experiment TOML (default: the built-in defaults).")
+    ] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="End by serving the demo model.")
+    ] = True,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+) -> None:
+    """The whole job on embedded defaults: synth -> ingest -> train (register, promote) -> serve.
+
+    Writes generated Open DAMIR files to WORKDIR/raw, the panel to WORKDIR/panel.parquet, an
+    MLflow run to MLFLOW_TRACKING_URI (default sqlite:///mlflow.db, artifacts in ./mlruns),
+    registers model `spendcast` with alias `champion` when it beats the current one, then serves
+    it and prints the URLs to try and a freshly generated API key for the write endpoints.
+    """
+    panel = workdir / "panel.parquet"
+    with exit_on_error():
+        outcome = _build(workdir / "raw", panel, rows_per_month, start, end, config)
+    out.print(train_table(outcome, "spendcast demo: model"))
+    if not serve_after:
+        return
+    console.rule("4/4 serve")
+    _print_try_these(panel, host, port)
+    serve(host=host, port=port, model=None, log_level="warning")
+
+
+def _build(
+    raw: Path, panel: Path, rows_per_month: int, start: str, end: str, config: Path | None
+) -> TrainOutcome:
+    """Steps 1 to 3 of the demo: generated files, the panel, a registered model."""
+    from forecasting import tracking
+    from forecasting.data import ingest as ingest_mod
+    from forecasting.data import synth as synth_mod
+    from forecasting.training.config import load_config
+
+    console.rule("1/4 synth: generated Open DAMIR files")
+    out.print(
+        synth_mod.generate(
+            raw, start=start, end=end, rows_per_month=rows_per_month, console=console
+        ).summary_table()
+    )
+    console.rule("2/4 ingest: files -> bottom-level panel")
+    out.print(ingest_mod.ingest([raw], panel, console=console).summary_table())
+    console.rule("3/4 train: backtest, select, reconcile, log to MLflow, register")
+    cfg = load_config(config)
+    return tracking.train(
+        panel,
+        cfg,
+        config_path=config,
+        register="spendcast",
+        promote=True,
+        progress=True,
+    )
+
+
+def _print_try_these(panel: Path, host: str, port: int) -> None:
+    """The URLs to try and the API key of the write endpoints (set for the service too)."""
+    import os
+    import secrets
+
+    from forecasting import tracking
+
+    key = os.environ.get("SPENDCAST_API_KEYS") or secrets.token_urlsafe(24)
+    os.environ["SPENDCAST_API_KEYS"] = key
+    base = local_url(host, port)
+    year = int(_last_month(panel)[:4]) + 1
+    lines = [
+        ("web page", f"{base}/"),
+        ("API docs", f"{base}/docs"),
+        ("a forecast", f"{base}/v1/forecast?unique_id=total&horizon=12&level=95"),
+        ("annual projection", f"{base}/v1/projections/annual?unique_id=total&year={year}"),
+        ("API key", f"{key}  (Authorization: Bearer KEY on write and admin endpoints)"),
+        ("MLflow UI", f"mlflow ui --backend-store-uri {tracking.tracking_uri()}"),
+    ]
+    console.rule("spendcast demo: try these")
+    for name, value in lines:
+        out.print(f"[bold]{name:>18}[/]  {value}", soft_wrap=True, highlight=False)
+
+
+def _last_month(panel: Path) -> str:
+    """The panel's last month as ``YYYY-MM``."""
+    from forecasting.data.panel import read_panel
+
+    frame, _ = read_panel(panel)
+    return str(frame["ds"].max())[:7]
