@@ -82,7 +82,8 @@ from accuracy import load_panel  # noqa: E402
 
 from forecasting.bundle import Bundle, depth  # noqa: E402
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL, PanelMeta  # noqa: E402
-from forecasting.monitoring.judge import SeriesForecast, detect, index_bundle  # noqa: E402
+from forecasting.monitoring.forecast import SeriesForecast, index_bundle  # noqa: E402
+from forecasting.monitoring.judge import detect  # noqa: E402
 from forecasting.training.backtest import local_jobs, make_sf  # noqa: E402
 from forecasting.training.config import TrainConfig, load_config  # noqa: E402
 from forecasting.training.models import make_model  # noqa: E402

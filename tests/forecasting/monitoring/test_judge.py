@@ -1,4 +1,4 @@
-"""forecasting.monitoring.judge: statuses, bounds, scores (vs a slow reference), in-sample flags."""
+"""forecasting.monitoring.judge: statuses, bounds, scores, in-sample flags."""
 
 from __future__ import annotations
 
@@ -12,72 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecasting.errors import InputError
-from forecasting.monitoring.judge import (
-    detect,
-    index_bundle,
-    interval_from_paths,
-    judge,
-    judge_insample,
-    tail_probability,
-)
+from forecasting.monitoring.forecast import index_bundle
+from forecasting.monitoring.judge import detect, judge, judge_insample
 from tests.service.synthetic import IDS, make_bundle
 
 BUNDLE = make_bundle(seed=11)
 LOOKUP = index_bundle(BUNDLE)
-
-
-def test_index_matches_bundle_forecast():
-    for uid in IDS:
-        ref = BUNDLE.forecast([uid])
-        s = LOOKUP[uid]
-        assert s.ds == ref["ds"].to_list()
-        np.testing.assert_allclose(s.mean, ref["mean"].to_numpy())
-        np.testing.assert_allclose(s.bounds[95][1], ref["hi_95"].to_numpy())
-        assert s.paths.shape == (200, 12)
-        assert len(s.history_ds) == 36
-
-
-def _slow_tail(y: float, samples: np.ndarray) -> float:
-    n = len(samples)
-    below = sum(1 for s in samples if s < y)
-    equal = sum(1 for s in samples if s == y)
-    cdf = (below + 0.5 * equal + 0.5) / (n + 1)
-    return min(1.0, 2 * min(cdf, 1 - cdf))
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    samples=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50),
-    y=st.floats(-2e6, 2e6),
-)
-def test_tail_probability_matches_slow_loop_and_is_a_probability(samples, y):
-    arr = np.asarray(samples)
-    p = tail_probability(y, samples=arr)
-    assert 0 < p <= 1
-    assert p == pytest.approx(_slow_tail(y, arr))
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    mean=st.floats(-1e3, 1e3),
-    half=st.floats(0.1, 1e3),
-    y=st.floats(-1e4, 1e4),
-)
-def test_normal_score_is_monotone_in_distance(mean, half, y):
-    p = tail_probability(y, mean=mean, lo=mean - half, hi=mean + half, level=95)
-    farther = tail_probability(
-        y + math.copysign(10, y - mean), mean=mean, lo=mean - half, hi=mean + half, level=95
-    )
-    assert 0 <= farther <= p <= 1
-    edge = tail_probability(mean + half, mean=mean, lo=mean - half, hi=mean + half, level=95)
-    assert edge == pytest.approx(0.05, abs=1e-9)  # the bound of the 95 % interval
-
-
-def test_interval_from_paths_nests():
-    paths = np.random.default_rng(0).normal(size=(500, 3))
-    lo80, hi80 = interval_from_paths(paths, 80)
-    lo95, hi95 = interval_from_paths(paths, 95)
-    assert (lo95 <= lo80).all() and (hi80 <= hi95).all()
 
 
 D = dt.date

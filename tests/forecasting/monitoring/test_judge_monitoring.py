@@ -12,7 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from forecasting.monitoring.judge import DETECT_COLUMNS, detect, index_bundle
+from forecasting.monitoring.forecast import index_bundle
+from forecasting.monitoring.judge import DETECT_COLUMNS, detect
 from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import aggregate_panel
 from forecasting.training.pipeline import fit
