@@ -185,11 +185,6 @@ class Store:
         """Close pooled connections."""
         self.engine.dispose()
 
-    def ping(self) -> None:
-        """Raise if the database cannot be reached."""
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
     # ----------------------------------------------------------------- writes
     def _lock(self, conn: Connection) -> None:
         if not self.is_sqlite:

@@ -21,9 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Metrics", "RequestMiddleware", "JsonFormatter", "configure_logging", "REQUEST_ID"]
+from service.errors import PayloadTooLarge, error_response
 
-REQUEST_ID = "x-request-id"
+__all__ = ["Metrics", "RequestMiddleware", "JsonFormatter", "configure_logging"]
+
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 log = logging.getLogger("spendcast.access")
 
@@ -157,13 +158,16 @@ class RequestMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
-                    raise HTTPException(413, f"request body over {limit} bytes")
+                if received > limit:  # inside the app: the error registry answers
+                    raise HTTPException(PayloadTooLarge.status, f"request body over {limit} bytes")
             return message
 
         try:
             if length is not None and _too_long(length, limit):
-                await _refuse_413(send_wrapper, limit)
+                too_large = PayloadTooLarge(
+                    f"request body over {limit} bytes (SPENDCAST_MAX_BODY_BYTES)"
+                )
+                await error_response(too_large)(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         finally:
@@ -191,26 +195,3 @@ def _too_long(raw: bytes, limit: int) -> bool:
         return int(raw) > limit
     except ValueError:
         return False
-
-
-async def _refuse_413(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "type": "https://spendcast.example/problems/payload-too-large",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"request body over {limit} bytes (SPENDCAST_MAX_BODY_BYTES)",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
