@@ -55,7 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from forecasting.monitoring.judge import Judgement
+from forecasting.monitoring.judgement import Judgement
 
 __all__ = ["Store", "StoredJudgement", "metadata", "observations", "results"]
 

@@ -15,13 +15,17 @@ import re
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge, error_response
+
+if TYPE_CHECKING:
+    from forecasting.monitoring.judgement import Judgement
 
 __all__ = ["Metrics", "RequestMiddleware", "JsonFormatter", "configure_logging"]
 
@@ -70,6 +74,13 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+
+    def count_judged(self, judgements: Iterable[Judgement]) -> None:
+        """Count judged observations by status and flagged ones by direction."""
+        for j in judgements:
+            self.judged.labels(j.status).inc()
+            if j.is_anomaly:
+                self.flagged.labels(j.direction or "").inc()
 
     def set_model(
         self,
@@ -171,23 +182,26 @@ class RequestMiddleware:
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(elapsed)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "request",
-                    extra={
-                        "request_id": rid,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                    },
-                )
+            self._account(scope, rid, status, time.perf_counter() - start)
+
+    def _account(self, scope: Scope, rid: str, status: int, elapsed: float) -> None:
+        """Count and time the request by route template, and write its access-log line."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "<unmatched>"
+        self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+        self.metrics.latency.labels(template).observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "request_id": rid,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
 
 
 def _too_long(raw: bytes, limit: int) -> bool:

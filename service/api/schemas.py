@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from forecasting.monitoring.judge import Direction, Status
+from forecasting.monitoring.judgement import Direction, Status
 
 __all__ = [
     "Health",

@@ -6,7 +6,8 @@ import datetime as dt
 
 from fastapi import APIRouter, Query
 
-from forecasting.monitoring.judge import judge, judge_insample
+from forecasting.monitoring.judge import judge
+from forecasting.monitoring.judgement import insample_levels, judge_insample
 from service.api.common import series_of
 from service.api.deps import ApiKey, MetricsDep, ModelDep, RequestId, SettingsDep, StoreDep
 from service.api.schemas import (
@@ -77,10 +78,7 @@ def detect(
         as_of=body.as_of,
     )
     stored = store.record(judgements, model_version=model.version_label, request_id=request_id)
-    for j in judgements:
-        metrics.judged.labels(j.status).inc()
-        if j.is_anomaly:
-            metrics.flagged.labels(j.direction or "").inc()
+    metrics.count_judged(judgements)
     results = [JudgementPublic(**vars(s.judgement), revision=s.revision, new=s.new) for s in stored]
     return DetectResponse(
         model_version=model.version_label,
@@ -115,7 +113,7 @@ async def historical(
 ) -> HistoricalJudgements:
     """Each training month's value against the model's one-step in-sample interval."""
     series_of(model, unique_id)
-    stored = [int(c[3:]) for c in model.bundle.insample.columns if c.startswith("lo_")]
+    stored = insample_levels(model.bundle.insample)
     lv = level if level is not None else (99 if 99 in stored or not stored else max(stored))
     frame = judge_insample(model.bundle.insample, level=lv, unique_id=unique_id)
     if flagged is not None:

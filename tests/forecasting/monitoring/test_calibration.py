@@ -15,7 +15,7 @@ from forecasting.monitoring.calibration import (
     normal_tail_probability,
     tail_probability,
 )
-from forecasting.monitoring.judge import judge_insample
+from forecasting.monitoring.judgement import judge_insample
 from tests.service.synthetic import IDS, make_bundle
 
 

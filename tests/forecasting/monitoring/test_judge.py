@@ -1,4 +1,4 @@
-"""forecasting.monitoring.judge: statuses, bounds, scores, in-sample flags."""
+"""forecasting.monitoring.judge: statuses, bounds, scores, every row kept in order."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from forecasting.errors import InputError
 from forecasting.monitoring.forecast import index_bundle
-from forecasting.monitoring.judge import detect, judge, judge_insample
+from forecasting.monitoring.judge import detect, judge
 from tests.service.synthetic import IDS, make_bundle
 
 BUNDLE = make_bundle(seed=11)
@@ -107,20 +107,3 @@ def test_detect_keeps_every_row_in_order(obs, level):
 def test_detect_names_missing_column():
     with pytest.raises(InputError, match="'y'"):
         detect(pl.DataFrame({"unique_id": ["total"], "ds": [D(2024, 1, 1)]}), BUNDLE)
-
-
-def test_judge_insample_counts_outside_points():
-    ins = BUNDLE.insample.with_columns(
-        pl.when(pl.int_range(pl.len()) % 7 == 0)
-        .then(pl.col("hi_95") + 1)
-        .otherwise(pl.col("y"))
-        .alias("y")
-    )
-    out = judge_insample(ins, level=95, unique_id="total/a")
-    one = ins.filter(pl.col("unique_id") == "total/a")
-    outside = ((one["y"] < one["lo_95"]) | (one["y"] > one["hi_95"])).sum()
-    assert out.height == 36 and outside > 0 and out["is_anomaly"].sum() == outside
-    assert out.filter(pl.col("is_anomaly"))["score"].max() <= 0.05 + 1e-9
-    assert out.filter(~pl.col("is_anomaly"))["score"].min() >= 0.05 - 1e-9
-    with pytest.raises(InputError, match="level 42"):
-        judge_insample(BUNDLE.insample, level=42)
