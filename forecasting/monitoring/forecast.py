@@ -121,6 +121,21 @@ class ForecastIndex(Mapping[str, SeriesForecast]):
             if parent is not None:
                 self.children.setdefault(str(parent), []).append(uid)
 
+    def half_widths(self, unique_id: str, level: int, step: int) -> tuple[float, float] | None:
+        """(lower, upper) half-widths at ``level``, ``step`` months after the last known month.
+
+        Conformal (:meth:`Calibration.half_width`) when the series is calibrated, else the
+        stored interval's at that step; ``None`` beyond the horizon.
+        """
+        half = self.calibration.half_width(unique_id, level, step)
+        if half is not None:
+            return half, half
+        s = self.forecasts[unique_id]
+        if step >= len(s.ds):
+            return None
+        lo, hi = s.interval(level)
+        return float(s.mean[step] - lo[step]), float(hi[step] - s.mean[step])
+
     def __getitem__(self, unique_id: str) -> SeriesForecast:
         return self.forecasts[unique_id]
 

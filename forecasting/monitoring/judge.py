@@ -107,17 +107,12 @@ def _bounds(
     ctx: _Judging, s: SeriesForecast, mean: float, k: int, j: int
 ) -> tuple[float, float, bool]:
     """Bounds at step ``k``, ``j`` months known; and whether they are one-step bounds."""
-    half = ctx.index.calibration.half_width(s.unique_id, ctx.level, k - j)
+    half = None
+    if j or ctx.index.calibration.covers(s.unique_id):
+        half = ctx.index.half_widths(s.unique_id, ctx.level, k - j)
     if half is not None:
-        return mean - half, mean + half, True
+        return mean - half[0], mean + half[1], True
     lo_a, hi_a = s.interval(ctx.level)
-    if j:  # conditioned, not calibrated: the stored widths k - j steps ahead
-        step = k - j
-        return (
-            mean - float(s.mean[step] - lo_a[step]),
-            mean + float(hi_a[step] - s.mean[step]),
-            True,
-        )
     return float(lo_a[k]), float(hi_a[k]), False
 
 
