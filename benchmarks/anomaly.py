@@ -82,7 +82,8 @@ from accuracy import load_panel  # noqa: E402
 
 from forecasting.bundle import Bundle, depth  # noqa: E402
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL, PanelMeta  # noqa: E402
-from forecasting.monitoring.judge import SeriesForecast, detect, index_bundle  # noqa: E402
+from forecasting.monitoring.forecast import SeriesForecast, index_bundle  # noqa: E402
+from forecasting.monitoring.judge import detect  # noqa: E402
 from forecasting.training.config import TrainConfig, load_config  # noqa: E402
 from forecasting.training.engines import local_jobs, make_sf  # noqa: E402
 from forecasting.training.models import make_model  # noqa: E402
@@ -476,7 +477,7 @@ def run(argv: list[str] | None = None) -> Result:
     z99 = NormalDist().inv_cdf(0.995)
     ratios = []
     for u in bottom:
-        half = lookup[u].onestep_half(99, 0)
+        half = lookup.half_widths(u, 99, 0)
         if half is not None:
             ratios.append(half[1] / z99 / units[u])
     counts = {(m, lv): Counts() for m in METHODS for lv in LEVELS}

@@ -73,7 +73,7 @@ def train(
     from forecasting import tracking
     from forecasting.data.checks import one_of
     from forecasting.training.config import load_config
-    from forecasting.training.pipeline import ENGINES
+    from forecasting.training.engines import ENGINES
 
     with exit_on_error():
         if engine not in ENGINES:

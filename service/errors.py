@@ -28,6 +28,7 @@ __all__ = [
     "PayloadTooLarge",
     "ReloadFailed",
     "problem",
+    "error_response",
     "register_error_handlers",
 ]
 
@@ -86,9 +87,13 @@ class InvalidParameter(ServiceError):
 
 
 class PayloadTooLarge(ServiceError):
-    """A request body over ``SPENDCAST_MAX_BODY_BYTES``."""
+    """A request body over ``SPENDCAST_MAX_BODY_BYTES`` (the connection is closed after)."""
 
     status, slug, title = 413, "payload-too-large", "Payload too large"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Connection": "close"}
 
 
 class ReloadFailed(ServiceError):
@@ -111,6 +116,16 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def error_response(exc: ServiceError) -> JSONResponse:
+    """The problem+json response of a domain error (its ``field`` and extras included)."""
+    extra = dict(exc.extra)
+    if exc.field:
+        extra["field"] = exc.field
+    return problem(
+        exc.status, exc.title, exc.detail, slug=exc.slug, headers=exc.headers or None, **extra
+    )
+
+
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -118,12 +133,7 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    extra = dict(exc.extra)
-    if exc.field:
-        extra["field"] = exc.field
-    return problem(
-        exc.status, exc.title, exc.detail, slug=exc.slug, headers=exc.headers or None, **extra
-    )
+    return error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -155,16 +165,21 @@ async def _spendcast_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(500, "Model error", str(exc), slug="model-error")
 
 
+_HTTP_ERRORS = {  # status -> (title, slug) of the framework's own errors
+    404: ("Not found", "not-found"),
+    405: ("Method not allowed", "method-not-allowed"),
+    PayloadTooLarge.status: (PayloadTooLarge.title, PayloadTooLarge.slug),  # body streamed over
+}
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    titles = {404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+    title, slug = _HTTP_ERRORS.get(exc.status_code, ("HTTP error", "http-error"))
     return problem(
         exc.status_code,
-        titles.get(exc.status_code, "HTTP error"),
+        title,
         str(exc.detail),
-        slug={404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
-            exc.status_code, "http-error"
-        ),
+        slug=slug,
         headers=dict(exc.headers) if exc.headers else None,
     )
 

@@ -101,6 +101,12 @@ def create_app(
     for module in (health, model, series_routes, forecast, projections, anomalies, admin, metrics):
         app.include_router(module.router)
     app.include_router(ui_routes.router)
+    _add_middleware(app, cfg)
+    return app
+
+
+def _add_middleware(app: FastAPI, cfg: Settings) -> None:
+    """CORS when origins are configured; the request middleware outermost."""
     if cfg.origins:
         app.add_middleware(
             CORSMiddleware,
@@ -112,7 +118,6 @@ def create_app(
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, max_body_bytes=cfg.max_body_bytes
     )
-    return app
 
 
 app = create_app()

@@ -1,9 +1,9 @@
 """The model in memory: precomputed per-series lookups and an atomic holder for reloads.
 
-A :class:`ServedModel` is built once per load (``index_bundle``: a dict of id -> numpy
-arrays) so that a forecast request costs O(horizon). :class:`ModelHolder` swaps models by
-rebinding one attribute: a request takes the current model once, at its start, and finishes
-on it even if a reload swaps in another meanwhile.
+A :class:`ServedModel` is built once per load (``index_bundle``: id -> the series' stored
+forecast, as numpy arrays) so that a forecast request costs O(horizon). :class:`ModelHolder`
+swaps models by rebinding one attribute: a request takes the current model once, at its
+start, and finishes on it even if a reload swaps in another meanwhile.
 """
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forecasting.bundle import Bundle
-from forecasting.monitoring.judge import SeriesForecast, children_map, index_bundle
+from forecasting.monitoring.conditioning import warm_up
+from forecasting.monitoring.forecast import ForecastIndex, index_bundle
+
+if TYPE_CHECKING:  # forecasting.tracking imports mlflow: loaded lazily by default_loader
+    from forecasting.tracking import LoadedModel
 
 __all__ = [
-    "LoadedModelLike",
     "Loader",
     "ServedModel",
     "ModelHolder",
@@ -43,23 +46,10 @@ def clean(values: Any) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in arr.tolist()]
 
 
-class LoadedModelLike(Protocol):
-    """What ``forecasting.tracking.load_model`` returns (``LoadedModel``)."""
-
-    bundle: Bundle
-    uri: str
-    name: str | None
-    version: str | None
-    alias: str | None
-    run_id: str | None
-    from_cache: bool
-    reason: str | None
+Loader = Callable[[str, Path | None], "LoadedModel"]
 
 
-Loader = Callable[[str, Path | None], LoadedModelLike]
-
-
-def default_loader(uri: str, cache_dir: Path | None) -> LoadedModelLike:
+def default_loader(uri: str, cache_dir: Path | None) -> LoadedModel:
     """Load with ``forecasting.tracking.load_model`` (imported lazily: it pulls mlflow)."""
     from forecasting.tracking import load_model
 
@@ -70,39 +60,30 @@ def default_loader(uri: str, cache_dir: Path | None) -> LoadedModelLike:
 class ServedModel:
     """A loaded model and its lookups."""
 
-    loaded: LoadedModelLike
-    lookup: dict[str, SeriesForecast]
+    loaded: LoadedModel
+    lookup: ForecastIndex
     loaded_at: dt.datetime
     load_seconds: float
     series_rows: list[dict[str, Any]] = field(default_factory=list)
-    children: dict[str, list[str]] = field(default_factory=dict)
     _payloads: dict[tuple[str, int, tuple[int, ...]], bytes] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, loaded: LoadedModelLike, load_seconds: float = 0.0) -> ServedModel:
-        """Index a loaded bundle."""
+    def build(cls, loaded: LoadedModel, load_seconds: float = 0.0) -> ServedModel:
+        """Index a loaded bundle and start warming its conditioning models up (a thread)."""
         bundle = loaded.bundle
-        lookup = index_bundle(bundle)
         served = cls(
             loaded=loaded,
-            lookup=lookup,
+            lookup=index_bundle(bundle),
             loaded_at=dt.datetime.now(dt.UTC),
             load_seconds=load_seconds,
             series_rows=bundle.series.to_dicts(),
-            children=children_map(lookup),
         )
         threading.Thread(target=served.warm_up, name="spendcast-warm-up", daemon=True).start()
         return served
 
     def warm_up(self) -> int:
-        """Fit every series' conditioning model, top of the hierarchy first (background).
-
-        One-step-ahead judging refits each series' chosen model once (AutoETS ~70 ms,
-        AutoARIMA with working days ~0.8 s per series); doing it after load keeps that cost
-        out of the first monitoring requests. Returns how many series can be conditioned.
-        """
-        order = sorted(self.lookup.values(), key=lambda s: s.unique_id.count("/"))
-        return sum(s.prepare() for s in order)
+        """Fit every series' conditioning model (``conditioning.warm_up``); how many can."""
+        return warm_up(self.lookup.conditioners)
 
     @property
     def bundle(self) -> Bundle:

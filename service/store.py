@@ -9,7 +9,8 @@ SQLite (WAL journal) by default, PostgreSQL through the same code. Two tables:
 ``results``
     one judgement per ``(observation_id, model_version, level)``, with what conditioned it
     (``conditioned_on`` months, ``conditioning`` JSON month -> value used), the care-basis
-    ``age`` / ``paid_share`` and, for a flagged parent, ``explained_by`` (JSON).
+    ``age`` / ``paid_share`` and, for a flagged parent, ``explained_by`` (JSON). Both JSON
+    columns are written and read here: callers see plain data.
 
 Columns added after a table was first created are added in place at start (nullable
 ``ALTER TABLE ... ADD COLUMN``), so existing databases keep working.
@@ -22,7 +23,8 @@ concurrent calls neither lose nor duplicate observations and revisions stay dens
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +55,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from forecasting.monitoring.judge import Judgement
+from forecasting.monitoring.judgement import Judgement
 
 __all__ = ["Store", "StoredJudgement", "metadata", "observations", "results"]
 
@@ -105,6 +107,14 @@ results = Table(
 )
 
 _CHUNK = 500
+_JSON_COLUMNS = ("conditioning", "explained_by")
+
+
+def _conditioning_json(conditioning: Mapping[dt.date, float] | None) -> str | None:
+    """``{"YYYY-MM-DD": value}`` JSON text of what conditioned a judgement."""
+    if conditioning is None:
+        return None
+    return json.dumps({d.isoformat(): v for d, v in conditioning.items()})
 
 
 @dataclass(frozen=True)
@@ -174,11 +184,6 @@ class Store:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
-
-    def ping(self) -> None:
-        """Raise if the database cannot be reached."""
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
 
     # ----------------------------------------------------------------- writes
     def _lock(self, conn: Connection) -> None:
@@ -291,10 +296,10 @@ class Store:
                     "status": j.status,
                     "judged_at": now,
                     "conditioned_on": j.conditioned_on,
-                    "conditioning": j.conditioning,
+                    "conditioning": _conditioning_json(j.conditioning),
                     "age": j.age,
                     "paid_share": j.paid_share,
-                    "explained_by": j.explained_by,
+                    "explained_by": None if j.explained_by is None else json.dumps(j.explained_by),
                 },
             )
         if not rows:
@@ -325,6 +330,9 @@ class Store:
             flagged: only anomalies (``True``) or only non-anomalies (``False``).
             limit: most rows returned.
             offset: rows skipped (paging).
+
+        Returns:
+            One dict per result; ``conditioning`` and ``explained_by`` parsed from their JSON.
         """
         o, r = observations.c, results.c
         stmt = select(
@@ -358,7 +366,11 @@ class Store:
             stmt = stmt.where(r.is_anomaly.is_(flagged))
         stmt = stmt.order_by(o.ds, o.unique_id, o.revision, r.id).limit(limit).offset(offset)
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(stmt)]
+            rows = [dict(row._mapping) for row in conn.execute(stmt)]
+        for row in rows:
+            for col in _JSON_COLUMNS:
+                row[col] = None if row[col] is None else json.loads(row[col])
+        return rows
 
     def latest(
         self, unique_ids: Sequence[str], since: dt.date

@@ -15,15 +15,20 @@ import re
 import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Metrics", "RequestMiddleware", "JsonFormatter", "configure_logging", "REQUEST_ID"]
+from service.errors import PayloadTooLarge, error_response
 
-REQUEST_ID = "x-request-id"
+if TYPE_CHECKING:
+    from forecasting.monitoring.judgement import Judgement
+
+__all__ = ["Metrics", "RequestMiddleware", "JsonFormatter", "configure_logging"]
+
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 log = logging.getLogger("spendcast.access")
 
@@ -69,6 +74,13 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+
+    def count_judged(self, judgements: Iterable[Judgement]) -> None:
+        """Count judged observations by status and flagged ones by direction."""
+        for j in judgements:
+            self.judged.labels(j.status).inc()
+            if j.is_anomaly:
+                self.flagged.labels(j.direction or "").inc()
 
     def set_model(
         self,
@@ -157,33 +169,39 @@ class RequestMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > limit:
-                    raise HTTPException(413, f"request body over {limit} bytes")
+                if received > limit:  # inside the app: the error registry answers
+                    raise HTTPException(PayloadTooLarge.status, f"request body over {limit} bytes")
             return message
 
         try:
             if length is not None and _too_long(length, limit):
-                await _refuse_413(send_wrapper, limit)
+                too_large = PayloadTooLarge(
+                    f"request body over {limit} bytes (SPENDCAST_MAX_BODY_BYTES)"
+                )
+                await error_response(too_large)(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - start
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "<unmatched>"
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template).observe(elapsed)
-            if log.isEnabledFor(logging.INFO):
-                log.info(
-                    "request",
-                    extra={
-                        "request_id": rid,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "route": template,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                    },
-                )
+            self._account(scope, rid, status, time.perf_counter() - start)
+
+    def _account(self, scope: Scope, rid: str, status: int, elapsed: float) -> None:
+        """Count and time the request by route template, and write its access-log line."""
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "<unmatched>"
+        self.metrics.requests.labels(template, scope["method"], str(status)).inc()
+        self.metrics.latency.labels(template).observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "request_id": rid,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
 
 
 def _too_long(raw: bytes, limit: int) -> bool:
@@ -191,26 +209,3 @@ def _too_long(raw: bytes, limit: int) -> bool:
         return int(raw) > limit
     except ValueError:
         return False
-
-
-async def _refuse_413(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "type": "https://spendcast.example/problems/payload-too-large",
-            "title": "Payload too large",
-            "status": 413,
-            "detail": f"request body over {limit} bytes (SPENDCAST_MAX_BODY_BYTES)",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -62,6 +62,9 @@ __all__ = [
     "estimate",
     "load_triangle",
     "paid_share",
+    "ShareTable",
+    "share_tables",
+    "share_at",
 ]
 
 MAX_AGE = 24
@@ -79,19 +82,33 @@ MIN_SHARE = 0.05
 """A share below this (a series paid almost nothing so far) is not used to divide."""
 
 
+ShareTable = dict[int, tuple[float, float]]
+"""``age -> (expected cumulative paid share, its standard error)`` of one series."""
+
+
+def share_tables(completion: pl.DataFrame | None) -> dict[str, ShareTable]:
+    """Each series' :data:`ShareTable` from a completion table (the first row of an age)."""
+    tables: dict[str, ShareTable] = {}
+    if completion is None:
+        return tables
+    cols = completion.select(ID_COL, "age", "paid_share", "paid_share_sd")
+    for uid, age, share, sd in cols.iter_rows():
+        tables.setdefault(str(uid), {}).setdefault(int(age), (float(share), float(sd)))
+    return tables
+
+
+def share_at(table: ShareTable, age: int) -> tuple[float, float]:
+    """(paid share, sd) at ``age`` (a negative age is 0; ``(1.0, 0.0)`` beyond the table)."""
+    return table.get(max(int(age), 0), (1.0, 0.0))
+
+
 def paid_share(completion: pl.DataFrame | None, unique_id: str, age: int) -> tuple[float, float]:
     """(expected cumulative paid share, its standard error) of a series' care month at ``age``.
 
     ``(1.0, 0.0)`` when there is no completion table (flux basis, old bundle), the age is
     beyond the table, or the series is unknown (a negative age is treated as 0).
     """
-    if completion is None or completion.is_empty():
-        return 1.0, 0.0
-    age = max(int(age), 0)
-    hit = completion.filter((pl.col(ID_COL) == unique_id) & (pl.col("age") == age))
-    if hit.is_empty():
-        return 1.0, 0.0
-    return float(hit["paid_share"][0]), float(hit["paid_share_sd"][0])
+    return share_at(share_tables(completion).get(unique_id, {}), age)
 
 
 def load_triangle(meta: PanelMeta, panel_path: Path | None = None) -> pl.DataFrame | None:

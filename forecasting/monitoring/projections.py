@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from forecasting.errors import InputError
+from forecasting.monitoring.forecast import interval_from_paths
 
 __all__ = ["MonthValue", "AnnualProjection", "annual_projection"]
 
@@ -93,9 +94,53 @@ def annual_projection(
         InputError: (column ``year``) when the year is neither observed nor within the
             forecast horizon, or is only partly covered by the two.
     """
-    months = [dt.date(year, m, 1) for m in range(1, 13)]
     hist = {d: float(v) for d, v in zip(history_ds, history_y, strict=True)}
     fc_pos = {d: i for i, d in enumerate(forecast_ds)}
+    observed, projected = _split_year(year, hist, fc_pos, forecast_ds)
+    obs_total = float(sum(hist[d] for d in observed))
+    idx = np.array([fc_pos[d] for d in projected], dtype=np.int64)
+    mean = np.asarray(forecast_mean, dtype=np.float64)
+    proj_total = float(mean[idx].sum()) if idx.size else 0.0
+    total = obs_total + proj_total
+    detail = [MonthValue(d, hist[d], "observed") for d in observed]
+    result = AnnualProjection(
+        year=year,
+        observed_total=obs_total,
+        projected_total=proj_total,
+        total=total,
+        months_observed=len(observed),
+        months_projected=len(projected),
+        budget=budget,
+    )
+    if not idx.size:
+        result.months = detail
+        if budget is not None:
+            result.prob_over_budget = float(total > budget)
+        return result
+    if paths is not None and paths.size:
+        sub = np.asarray(paths, dtype=np.float64)[:, idx]
+        _total_from_paths(result, obs_total + sub.sum(axis=1), levels, budget)
+        m_lo, m_hi = interval_from_paths(sub, max(levels) if levels else 95)
+        detail += [
+            MonthValue(d, float(mean[i]), "projected", float(m_lo[j]), float(m_hi[j]))
+            for j, (d, i) in enumerate(zip(projected, idx, strict=True))
+        ]
+    else:
+        detail += [
+            MonthValue(d, float(mean[i]), "projected") for d, i in zip(projected, idx, strict=True)
+        ]
+    result.months = sorted(detail, key=lambda m: m.ds)
+    return result
+
+
+def _split_year(
+    year: int,
+    hist: dict[dt.date, float],
+    fc_pos: dict[dt.date, int],
+    forecast_ds: Sequence[dt.date],
+) -> tuple[list[dt.date], list[dt.date]]:
+    """The year's observed and projected months; :class:`InputError` when not covered."""
+    months = [dt.date(year, m, 1) for m in range(1, 13)]
     last_obs = max(hist) if hist else None
     observed = [d for d in months if d in hist]
     projected = [d for d in months if d not in hist and d in fc_pos]
@@ -127,45 +172,16 @@ def annual_projection(
             column="year",
             hint="ask for an earlier year or train with a longer horizon",
         )
-    obs_total = float(sum(hist[d] for d in observed))
-    idx = np.array([fc_pos[d] for d in projected], dtype=np.int64)
-    mean = np.asarray(forecast_mean, dtype=np.float64)
-    proj_total = float(mean[idx].sum()) if idx.size else 0.0
-    total = obs_total + proj_total
-    detail = [MonthValue(d, hist[d], "observed") for d in observed]
-    result = AnnualProjection(
-        year=year,
-        observed_total=obs_total,
-        projected_total=proj_total,
-        total=total,
-        months_observed=len(observed),
-        months_projected=len(projected),
-        budget=budget,
-    )
-    if not idx.size:
-        result.months = detail
-        if budget is not None:
-            result.prob_over_budget = float(total > budget)
-        return result
-    if paths is not None and paths.size:
-        sub = np.asarray(paths, dtype=np.float64)[:, idx]
-        totals = obs_total + sub.sum(axis=1)
-        for lv in levels:
-            alpha = (100 - lv) / 200
-            lo, hi = np.quantile(totals, [alpha, 1 - alpha])
-            result.intervals[int(lv)] = (float(lo), float(hi))
-        if budget is not None:
-            result.prob_over_budget = float(np.mean(totals > budget))
-        widest = max(levels) if levels else 95
-        a = (100 - widest) / 200
-        m_lo, m_hi = np.quantile(sub, [a, 1 - a], axis=0)
-        detail += [
-            MonthValue(d, float(mean[i]), "projected", float(m_lo[j]), float(m_hi[j]))
-            for j, (d, i) in enumerate(zip(projected, idx, strict=True))
-        ]
-    else:
-        detail += [
-            MonthValue(d, float(mean[i]), "projected") for d, i in zip(projected, idx, strict=True)
-        ]
-    result.months = sorted(detail, key=lambda m: m.ds)
-    return result
+    return observed, projected
+
+
+def _total_from_paths(
+    result: AnnualProjection, totals: np.ndarray, levels: Sequence[int], budget: float | None
+) -> None:
+    """Intervals of the total and ``P(total > budget)`` from the paths' annual totals."""
+    for lv in levels:
+        alpha = (100 - lv) / 200
+        lo, hi = np.quantile(totals, [alpha, 1 - alpha])
+        result.intervals[int(lv)] = (float(lo), float(hi))
+    if budget is not None:
+        result.prob_over_budget = float(np.mean(totals > budget))

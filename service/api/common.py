@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict
 
-from forecasting.monitoring.judge import SeriesForecast
+from forecasting.monitoring.forecast import SeriesForecast
 from service.api.schemas import ModelPublic
 from service.errors import InvalidParameter, UnknownSeries
 from service.serving import ServedModel, clean
@@ -52,28 +53,23 @@ def check_levels(model: ServedModel, levels: Sequence[int] | None) -> list[int]:
     return sorted(set(levels))
 
 
+_OWN = ("run_id", "metrics")  # facts of the bundle that ModelPublic reports its own way
+
+
 def model_public(model: ServedModel) -> ModelPublic:
-    """Describe the served model."""
+    """Describe the served model: the loaded model's registry facts and the bundle's."""
     m, meta = model.loaded, model.bundle.meta
+    facts = {
+        k: v for k, v in asdict(meta).items() if k in ModelPublic.model_fields and k not in _OWN
+    }
     return ModelPublic(
+        **facts,
         uri=m.uri,
         name=m.name,
         version=m.version,
         alias=m.alias,
         run_id=m.run_id or meta.run_id,
         from_cache=m.from_cache,
-        trained_at=meta.trained_at,
-        first_ds=meta.first_ds,
-        last_ds=meta.last_ds,
-        horizon=meta.horizon,
-        levels=list(meta.levels),
-        hierarchy=list(meta.hierarchy),
-        measure=meta.measure,
-        basis=meta.basis,
-        source=meta.source,
-        reconciliation=meta.reconciliation,
-        primary_metric=meta.primary_metric,
-        models=list(meta.models),
         n_series=len(model.lookup),
         metrics={k: float(v) for k, v in meta.metrics.items() if math.isfinite(float(v))},
     )

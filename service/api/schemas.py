@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from forecasting.monitoring.judgement import Direction, Status
 
 __all__ = [
     "Health",
@@ -23,19 +24,17 @@ __all__ = [
     "AnnualProjectionPublic",
     "Observation",
     "DetectRequest",
-    "Verdict",
-    "Contribution",
+    "JudgementPublic",
+    "ContributionPublic",
     "DetectResponse",
-    "StoredResult",
-    "StoredResults",
-    "HistoricalResults",
+    "StoredJudgementPublic",
+    "StoredJudgements",
+    "HistoricalJudgements",
     "ReloadResult",
-    "Status",
     "Level",
 ]
 
 Level = Annotated[int, Field(ge=1, le=99, description="Interval level in percent.")]
-Status = Literal["ANOMALY", "EXPECTED", "INSUFFICIENT_DATA", "OUT_OF_HORIZON", "UNKNOWN_SERIES"]
 SeriesId = Annotated[
     str, Field(min_length=1, max_length=512, examples=["total/pharmacie/officine"])
 ]
@@ -211,7 +210,7 @@ class DetectRequest(BaseModel):
     )
 
 
-class Contribution(BaseModel):
+class ContributionPublic(BaseModel):
     """A child's part in a flagged parent's deviation."""
 
     unique_id: str
@@ -219,7 +218,7 @@ class Contribution(BaseModel):
     share: float | None = Field(None, description="deviation / the parent's deviation.")
 
 
-class Verdict(BaseModel):
+class JudgementPublic(BaseModel):
     """The judgement of one observation."""
 
     unique_id: str
@@ -231,7 +230,7 @@ class Verdict(BaseModel):
     lo: float | None = None
     hi: float | None = None
     is_anomaly: bool
-    direction: Literal["above", "below"] | None = None
+    direction: Direction | None = None
     score: float | None = Field(
         None, description="Two-sided tail probability in [0, 1]: small = surprising."
     )
@@ -242,7 +241,7 @@ class Verdict(BaseModel):
         description="Months after the training end whose values conditioned this judgement "
         "(0: the stored k-step forecast).",
     )
-    conditioning: dict[str, float] | None = Field(
+    conditioning: dict[dt.date, float] | None = Field(
         None,
         description="Those months and the value each contributed (a flagged month contributes "
         "its expectation; care basis: completed values).",
@@ -252,16 +251,11 @@ class Verdict(BaseModel):
         None, description="Care basis: expected share of the complete month paid at this age."
     )
     as_of: dt.date | None = None
-    explained_by: list[Contribution] | None = Field(
+    explained_by: list[ContributionPublic] | None = Field(
         None,
         description="Flagged parent: its children judged for the same month, largest "
         "|deviation| first.",
     )
-
-    @field_validator("conditioning", "explained_by", mode="before")
-    @classmethod
-    def _json(cls, v: Any) -> Any:
-        return json.loads(v) if isinstance(v, str) else v
 
 
 class DetectResponse(BaseModel):
@@ -270,10 +264,10 @@ class DetectResponse(BaseModel):
     model_version: str
     level: int
     n_anomalies: int
-    results: list[Verdict]
+    results: list[JudgementPublic]
 
 
-class StoredResult(Verdict):
+class StoredJudgementPublic(JudgementPublic):
     """A stored judgement."""
 
     model_version: str
@@ -281,21 +275,21 @@ class StoredResult(Verdict):
     judged_at: dt.datetime
 
 
-class StoredResults(BaseModel):
+class StoredJudgements(BaseModel):
     """Stored judgements, oldest month first."""
 
     count: int
-    results: list[StoredResult]
+    results: list[StoredJudgementPublic]
 
 
-class HistoricalResults(BaseModel):
+class HistoricalJudgements(BaseModel):
     """In-sample flags over the training data."""
 
     unique_id: str | None
     level: int
     count: int
     n_anomalies: int
-    results: list[Verdict]
+    results: list[JudgementPublic]
 
 
 class ReloadResult(BaseModel):

@@ -49,7 +49,7 @@ def test_stored_months_condition_the_next_and_rejudging_is_idempotent(
     assert fresh["conditioned_on"] == 0
     assert sixth["hi"] - sixth["lo"] < fresh["hi"] - fresh["lo"]
     assert sixth["expected"] > fresh["expected"]  # the stored months came in above
-    # idempotent: same value, same verdict, not stored again
+    # idempotent: same value, same judgement, not stored again
     (again,) = _post(real_client, [m6])
     assert again["new"] is False and again["revision"] == 1
     assert again["expected"] == pytest.approx(sixth["expected"], rel=1e-12)
@@ -77,11 +77,11 @@ def test_flagged_parent_is_explained_by_its_stored_children(real_client, real_mo
         for u in kids
     ]
     _post(real_client, children)
-    (verdict,) = _post(
+    (judged,) = _post(
         real_client, [{"unique_id": parent, "ds": str(month), "y": values[parent] + bump}]
     )
-    assert verdict["is_anomaly"] and verdict["direction"] == "above"
-    parts = verdict["explained_by"]
+    assert judged["is_anomaly"] and judged["direction"] == "above"
+    parts = judged["explained_by"]
     assert parts[0]["unique_id"] == kids[-1] and parts[0]["share"] > 0.8
     assert {p["unique_id"] for p in parts} == set(kids)
     flagged = real_client.get("/v1/anomalies", params={"unique_id": parent, "flagged": True})
@@ -112,5 +112,5 @@ def test_warm_up_fits_the_conditioning_models_after_load(real_model):
     t0 = time.perf_counter()
     n = served.warm_up()  # the background thread may have done part of it already
     assert n == len(served.lookup)  # every series of this model can be conditioned
-    assert all(s.prepare() for s in served.lookup.values())  # cached: no refit
+    assert all(c.ready() for c in served.lookup.conditioners.values())  # cached: no refit
     assert time.perf_counter() - t0 < 30

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from forecasting.monitoring.judge import Judgement
+from forecasting.monitoring.judgement import Judgement
 from service.config import Settings
 from service.main import create_app
 from service.store import Store

@@ -6,16 +6,17 @@ import datetime as dt
 
 from fastapi import APIRouter, Query
 
-from forecasting.monitoring.judge import judge, judge_insample
+from forecasting.monitoring.judge import judge
+from forecasting.monitoring.judgement import insample_levels, judge_insample
 from service.api.common import series_of
 from service.api.deps import ApiKey, MetricsDep, ModelDep, RequestId, SettingsDep, StoreDep
 from service.api.schemas import (
     DetectRequest,
     DetectResponse,
-    HistoricalResults,
-    StoredResult,
-    StoredResults,
-    Verdict,
+    HistoricalJudgements,
+    JudgementPublic,
+    StoredJudgementPublic,
+    StoredJudgements,
 )
 from service.errors import InvalidParameter
 
@@ -67,30 +68,27 @@ def detect(
             field="observations",
         )
     ids = {o.unique_id for o in body.observations}
-    ids |= {c for u in list(ids) for c in model.children.get(u, ())}
+    ids |= {c for u in list(ids) for c in model.lookup.children.get(u, ())}
     known = store.latest(sorted(ids), dt.date.fromisoformat(model.bundle.meta.last_ds))
-    verdicts = judge(
+    judgements = judge(
         ((o.unique_id, o.ds, o.y, o.as_of) for o in body.observations),
         model.lookup,
         level=body.level,
         stored=known,
         as_of=body.as_of,
     )
-    stored = store.record(verdicts, model_version=model.version_label, request_id=request_id)
-    for v in verdicts:
-        metrics.judged.labels(v.status).inc()
-        if v.is_anomaly:
-            metrics.flagged.labels(v.direction or "").inc()
-    results = [Verdict(**vars(s.judgement), revision=s.revision, new=s.new) for s in stored]
+    stored = store.record(judgements, model_version=model.version_label, request_id=request_id)
+    metrics.count_judged(judgements)
+    results = [JudgementPublic(**vars(s.judgement), revision=s.revision, new=s.new) for s in stored]
     return DetectResponse(
         model_version=model.version_label,
         level=body.level,
-        n_anomalies=sum(v.is_anomaly for v in verdicts),
+        n_anomalies=sum(j.is_anomaly for j in judgements),
         results=results,
     )
 
 
-@router.get("", response_model=StoredResults, summary="Stored results")
+@router.get("", response_model=StoredJudgements, summary="Stored results")
 def list_results(
     store: StoreDep,
     unique_id: str | None = Query(None, max_length=512, description="Only this series."),
@@ -98,30 +96,30 @@ def list_results(
     flagged: bool | None = Query(None, description="true: anomalies only; false: the others."),
     limit: int = Query(1000, ge=1, le=10_000),
     offset: int = Query(0, ge=0, le=2**31 - 1),
-) -> StoredResults:
+) -> StoredJudgements:
     """Stored judgements (every revision), oldest month first."""
     rows = store.list_results(
         unique_id=unique_id, since=since, flagged=flagged, limit=limit, offset=offset
     )
-    return StoredResults(count=len(rows), results=[StoredResult(**r) for r in rows])
+    return StoredJudgements(count=len(rows), results=[StoredJudgementPublic(**r) for r in rows])
 
 
-@router.get("/historical", response_model=HistoricalResults, summary="In-sample flags")
+@router.get("/historical", response_model=HistoricalJudgements, summary="In-sample flags")
 async def historical(
     model: ModelDep,
     unique_id: str = Query(..., min_length=1, max_length=512, description="The series."),
     level: int | None = Query(None, ge=1, le=99, description="Default: 99 or the widest."),
     flagged: bool | None = Query(None, description="true: anomalies only."),
-) -> HistoricalResults:
+) -> HistoricalJudgements:
     """Each training month's value against the model's one-step in-sample interval."""
     series_of(model, unique_id)
-    stored = [int(c[3:]) for c in model.bundle.insample.columns if c.startswith("lo_")]
+    stored = insample_levels(model.bundle.insample)
     lv = level if level is not None else (99 if 99 in stored or not stored else max(stored))
     frame = judge_insample(model.bundle.insample, level=lv, unique_id=unique_id)
     if flagged is not None:
         frame = frame.filter(frame["is_anomaly"] == flagged)
-    rows = [Verdict(**r) for r in frame.to_dicts()]
-    return HistoricalResults(
+    rows = [JudgementPublic(**r) for r in frame.to_dicts()]
+    return HistoricalJudgements(
         unique_id=unique_id,
         level=lv,
         count=len(rows),

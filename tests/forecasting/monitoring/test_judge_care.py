@@ -12,7 +12,8 @@ from forecasting.data import synth
 from forecasting.data.ingest import ingest
 from forecasting.data.panel import PanelMeta, read_panel
 from forecasting.monitoring.completion import load_triangle
-from forecasting.monitoring.judge import detect, index_bundle
+from forecasting.monitoring.forecast import index_bundle
+from forecasting.monitoring.judge import detect
 from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import aggregate_panel
 from forecasting.training.pipeline import fit

@@ -12,7 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from forecasting.monitoring.judge import DETECT_COLUMNS, detect, index_bundle
+from forecasting.monitoring.forecast import index_bundle
+from forecasting.monitoring.judge import detect
+from forecasting.monitoring.judgement import DETECT_COLUMNS
 from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import aggregate_panel
 from forecasting.training.pipeline import fit
