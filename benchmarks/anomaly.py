@@ -268,7 +268,9 @@ def monitor(
             res = detect(now, lookup, level=level, min_history=MIN_HISTORY, stored=before)
         else:
             res = detect(now, lookup, level=level, min_history=MIN_HISTORY)
-        out.append(res.select(ID_COL, TIME_COL, pl.col("is_anomaly").alias("flag"), "status"))
+        # a month inside an accepted level shift is reported (as part of that shift)
+        flag = pl.col("is_anomaly") | pl.col("level_shift_since").is_not_null()
+        out.append(res.select(ID_COL, TIME_COL, flag.alias("flag"), "status"))
     return pl.concat(out)
 
 
@@ -515,7 +517,9 @@ def run(argv: list[str] | None = None) -> Result:
         for key, fr in flags.items():
             if key[0] in ("spendcast", "unconditioned"):
                 bad |= set(
-                    fr.filter(~pl.col("status").is_in(["ANOMALY", "EXPECTED"]))[ID_COL].to_list()
+                    fr.filter(~pl.col("status").is_in(["ANOMALY", "LEVEL_SHIFT", "EXPECTED"]))[
+                        ID_COL
+                    ].to_list()
                 )
         excluded |= bad
         truth = obs.filter(~pl.col(ID_COL).is_in(sorted(bad)))

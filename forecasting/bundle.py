@@ -18,6 +18,8 @@ Files in a bundle directory:
 ``insample.parquet``   ``unique_id, ds, y, fitted, lo_<L>, hi_<L>`` one-step in-sample fits
 ``backtest.parquet``   ``unique_id, ds, cutoff, h, y, yhat`` of the chosen model per window
 ``completion.parquet`` optional (care basis): ``unique_id, age, paid_share, paid_share_sd``
+``adjustments.parquet`` optional: ``unique_id, ds, y, adjusted, reason``: exceptional months
+                       replaced before fitting (the history keeps their values)
 =====================  =====================================================================
 """
 
@@ -95,6 +97,7 @@ class Bundle:
     insample: pl.DataFrame
     backtest: pl.DataFrame
     completion: pl.DataFrame | None = None
+    adjustments: pl.DataFrame | None = None
 
     FILES = (
         "meta.json",
@@ -120,6 +123,8 @@ class Bundle:
             self.backtest.write_parquet(tmp / "backtest.parquet")
             if self.completion is not None:
                 self.completion.write_parquet(tmp / "completion.parquet")
+            if self.adjustments is not None:
+                self.adjustments.write_parquet(tmp / "adjustments.parquet")
             np.savez_compressed(
                 tmp / "paths.npz",
                 ids=np.asarray(self.path_ids, dtype=str),
@@ -153,9 +158,8 @@ class Bundle:
             paths=values,
             insample=pl.read_parquet(src / "insample.parquet"),
             backtest=pl.read_parquet(src / "backtest.parquet"),
-            completion=pl.read_parquet(src / "completion.parquet")
-            if (src / "completion.parquet").exists()
-            else None,
+            completion=_optional(src / "completion.parquet"),
+            adjustments=_optional(src / "adjustments.parquet"),
         )
 
     @property
@@ -178,3 +182,8 @@ class Bundle:
             pl.int_range(1, pl.len() + 1).over(ID_COL).alias("_h")
         )
         return df.filter(pl.col("_h") <= h).select([ID_COL, TIME_COL, "mean", *level_cols(lv)])
+
+
+def _optional(path: Path) -> pl.DataFrame | None:
+    """An optional table of a bundle directory (None when the file is absent)."""
+    return pl.read_parquet(path) if path.exists() else None

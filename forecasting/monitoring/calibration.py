@@ -1,13 +1,19 @@
 """One-step calibration of judged intervals, and the tail score of a judged value.
 
-**Calibration**: each series' one-step in-sample absolute residuals (``insample.parquet``,
-first season dropped) are divided by their mean (the series' scale); the quantile at
-``level`` is taken over all series pooled (a 99 % quantile of a few dozen residuals is noise).
-The scale is multiplied by the pooled ratio of backtest ``h=1`` absolute errors to it
-(in-sample errors are optimistic; never below 1) and, ``s`` steps after the last known month,
-by the pooled step-ahead profile of backtest errors (``profile[0] = 1``). Measured on
-generated panels with known Gaussian noise (6 seeds, 17 series x 12 clean months each,
-judged month by month): 4.3 % flagged at level 95, 0.9 % at level 99.
+**Calibration** (split conformal, one step ahead). The training backtest fits each series'
+model once and updates its state month by month with fixed parameters (statsforecast
+``refit=False``), which is exactly what one-step judging does (``forward`` on the known
+months), so its ``h = 1`` rows are honest one-step errors: each series' scale is the mean of
+its absolute one-step backtest errors. A scale measured on a few dozen months is itself
+noisy and drifts, so, as for the training intervals, the quantile at ``level`` is taken over
+the pooled ratios of each series' *later* one-step errors (the last two thirds of its
+cutoffs) to its scale on the *earlier* third: the bounds then carry the noise and drift of
+the scale, and the false-alarm rate on new months matches the level. Series without enough
+backtest take their in-sample one-step scale (``insample.parquet``, first season dropped)
+times the bundle's typical ratio of backtest to in-sample scale; bundles without a usable
+backtest pool standardised in-sample residuals, with scales multiplied by the backtest ratio
+where there is one (never below 1). ``s`` steps after the last known month the half-width
+grows by the pooled step-ahead profile of backtest errors (``profile[0] = 1``).
 
 **Score**: a two-sided tail probability in ``[0, 1]`` (a p-value: small = surprising), never
 exactly 0. Under a normal predictive distribution fitted to an interval it is
@@ -42,6 +48,10 @@ __all__ = [
 _NORMAL = NormalDist()
 _TINY = 1e-300  # the smallest score: a surprise, never exactly impossible
 _MIN_RESIDUALS = 10
+_MIN_ONESTEP = 9
+"""Fewest one-step backtest errors that make a series' own one-step scale."""
+_MIN_POOL = 200
+"""Fewest later-to-earlier ratios for the backtest calibration (else: in-sample residuals)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,19 +90,57 @@ class Calibration:
 
 
 def calibrate(bundle: Bundle) -> Calibration:
-    """The one-step calibration of a bundle (residuals, scales, step profile)."""
-    residuals, scales = _onestep_residuals(bundle)
-    return Calibration(residuals, scales, _step_profile(bundle))
+    """The one-step calibration of a bundle (module docstring)."""
+    insample, ins_scales = _insample_residuals(bundle)
+    profile = _step_profile(bundle)
+    pooled, scales = _backtest_onestep(bundle.backtest)
+    if pooled.size >= _MIN_POOL:
+        typical = _typical_ratio(scales, ins_scales)
+        for u, sc in ins_scales.items():
+            scales.setdefault(u, sc * typical)
+        return Calibration(np.sort(pooled), scales, profile)
+    ratio = _backtest_ratio(bundle.backtest, ins_scales)
+    return Calibration(insample, {u: v * ratio for u, v in ins_scales.items()}, profile)
 
 
-def _onestep_residuals(bundle: Bundle) -> tuple[np.ndarray, dict[str, float]]:
-    """Pooled standardised one-step absolute residuals and each series' scale.
+def _backtest_onestep(bt: pl.DataFrame) -> tuple[np.ndarray, dict[str, float]]:
+    """Pooled later-to-earlier one-step error ratios and each series' one-step scale."""
+    if bt.is_empty() or "h" not in bt.columns:
+        return np.empty(0), {}
+    one = (
+        bt.filter(pl.col("h") == 1)
+        .with_columns((pl.col(TARGET_COL) - pl.col("yhat")).abs().alias("_e"))
+        .filter(pl.col("_e").is_finite())
+        .sort(ID_COL, "cutoff")
+        .with_columns(
+            pl.int_range(pl.len()).over(ID_COL).alias("_i"), pl.len().over(ID_COL).alias("_n")
+        )
+        .filter(pl.col("_n") >= _MIN_ONESTEP)
+        .with_columns((pl.col("_i") >= pl.col("_n") // 3).alias("_late"))
+    )
+    per = one.group_by(ID_COL).agg(
+        pl.col("_e").mean().alias("s"), pl.col("_e").filter(~pl.col("_late")).mean().alias("sa")
+    )
+    scales = {u: float(s) for u, s, _ in per.iter_rows() if s is not None and s > 0}
+    early = {u: float(a) for u, _, a in per.iter_rows() if a is not None and a > 0}
+    late = one.filter(pl.col("_late"))
+    early_of = np.array([early.get(u, np.nan) for u in late[ID_COL].to_list()], dtype=np.float64)
+    ratios = late["_e"].to_numpy().astype(np.float64) / early_of
+    return ratios[np.isfinite(ratios)], scales
+
+
+def _typical_ratio(scales: Mapping[str, float], ins_scales: Mapping[str, float]) -> float:
+    """Median ratio of backtest one-step scale to in-sample scale (1 when none has both)."""
+    both = [scales[u] / ins_scales[u] for u in scales if ins_scales.get(u, 0.0) > 0]
+    return float(np.median(both)) if both else 1.0
+
+
+def _insample_residuals(bundle: Bundle) -> tuple[np.ndarray, dict[str, float]]:
+    """Pooled standardised one-step in-sample absolute residuals and each series' scale.
 
     Each series' in-sample one-step absolute residuals (first season dropped when 36+
     remain) are divided by their mean (the series' scale); the pooled, sorted ratios give the
-    quantile, so a 99 % half-width rests on every series' residuals rather than on a few dozen.
-    Scales are multiplied by the pooled ratio of backtest ``h=1`` absolute errors to the
-    series' scale (in-sample errors are optimistic; never below 1).
+    quantile when the bundle has no usable backtest.
     """
     ins = bundle.insample
     if ins.is_empty() or "fitted" not in ins.columns:
@@ -113,8 +161,7 @@ def _onestep_residuals(bundle: Bundle) -> tuple[np.ndarray, dict[str, float]]:
     scale_df = df.group_by(ID_COL).agg(pl.col("_s").first())
     scales = dict(zip(scale_df[ID_COL].to_list(), scale_df["_s"].to_list(), strict=True))
     pooled = np.sort((df["_e"] / df["_s"]).to_numpy().astype(np.float64))
-    ratio = _backtest_ratio(bundle.backtest, scales)
-    return pooled, {u: float(v) * ratio for u, v in scales.items()}
+    return pooled, {u: float(v) for u, v in scales.items()}
 
 
 def _backtest_ratio(bt: pl.DataFrame, scales: Mapping[str, float]) -> float:

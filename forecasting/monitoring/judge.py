@@ -15,7 +15,9 @@ Statuses, one per observation:
                        forecast / bounds are not finite: expected is reported when known, but
                        no flag is raised
 ``ANOMALY``            the value lies outside the interval at ``level``
-``EXPECTED``           the value lies inside it
+``LEVEL_SHIFT``        the value is the ``shift_after``-th anomaly in a row on the same side:
+                       a lasting change of level is accepted from the first of them
+``EXPECTED``           the value lies inside the interval
 =====================  ======================================================================
 
 **Bounds** (split conformal, every level): ``expected`` plus or minus the series' conformal
@@ -38,6 +40,16 @@ them (month: value used). **Policy for flagged months**: a month that is itself 
 conditions later months with its expectation, not its value (one spike neither drags the
 next expectations nor widens their bounds); the latest revision of each month is used.
 
+**Policy for lasting level shifts** (``shift_after``, default 3; 0 turns it off): when
+``shift_after`` known months in a row are anomalies on the same side, the last of them is
+reported once as ``LEVEL_SHIFT`` (``level_shift_since`` = the first month of the run) and the
+new level is accepted: the run's months then condition later months with their values, so
+the months after are judged against the new level (they carry ``level_shift_since`` too)
+instead of being flagged every month until the model is retrained. A monitoring job hears
+"level changed since M" once, not one anomaly a month; the anomalies before the acceptance
+stay as they were reported. With ``shift_after = 0`` a lasting shift stays flagged every
+month until the model is retrained.
+
 **Care basis** (``meta.basis == "care"``): the model forecasts complete care months. An
 observation of age ``a`` (months between its care month ``ds`` and its ``as_of`` processing
 month: the row's ``as_of``, else the ``as_of`` argument, else the latest ``ds`` of the request)
@@ -58,6 +70,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from forecasting.bundle import Bundle
@@ -78,11 +91,21 @@ from forecasting.monitoring.judgement import (
     judgements_frame,
 )
 
-__all__ = ["judge", "detect", "Obs", "DETECT_COLUMNS"]  # DETECT_COLUMNS: for `spendcast detect`
+__all__ = [
+    "judge",
+    "detect",
+    "Obs",
+    "DETECT_COLUMNS",
+    "SHIFT_AFTER",
+]  # DETECT_COLUMNS: for `spendcast detect`
 
 Obs = tuple[str, dt.date, float] | tuple[str, dt.date, float, dt.date | None]
 _Row = tuple[str, dt.date, float, dt.date | None]
 _Known = dict[str, dict[int, tuple[float, dt.date | None]]]  # series -> step -> (y, as_of)
+
+
+SHIFT_AFTER = 3
+"""Default of ``shift_after``: anomalies in a row on one side that accept a new level."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +115,7 @@ class _Judging:
     index: ForecastIndex
     level: int
     min_history: int
+    shift_after: int = SHIFT_AFTER
 
 
 def _finite(x: float) -> float | None:
@@ -136,14 +160,21 @@ def _score(ctx: _Judging, s: SeriesForecast, k: int, y: float, mean: float) -> f
 
 
 def _judge_one(
-    ctx: _Judging, s: SeriesForecast, k: int, y: float, known: tuple[float, ...], age: int | None
+    ctx: _Judging,
+    s: SeriesForecast,
+    k: int,
+    y: float,
+    known: tuple[float, ...],
+    age: int | None,
+    offset: float = 0.0,
 ) -> Judgement:
-    """Judge ``y`` at forecast step ``k`` given completed values of steps ``0..len(known)-1``."""
+    """Judge ``y`` at forecast step ``k`` given completed values of steps ``0..len(known)-1``
+    (and the ``offset`` of the level shifts accepted so far, on the complete scale)."""
     j = min(len(known), k)
     delta = ctx.index.conditioners[s.unique_id].delta(known[:j]) if j else None
     if delta is None:
         j = 0
-    mean = float(s.mean[k] + (delta[k - j] if delta is not None else 0.0))
+    mean = float(s.mean[k] + (delta[k - j] if delta is not None else 0.0) + offset)
     lo, hi, one_step = _bounds(ctx, s, mean, k, j)
     care = s.basis == "care" and age is not None
     share, sd = s.share(age)
@@ -179,12 +210,22 @@ def _judge_one(
     )
 
 
-def _conditioning_value(v: Judgement) -> float:
-    """What a judged month contributes to conditioning later ones (complete scale)."""
-    share = v.paid_share if v.paid_share and v.paid_share > 0 else 1.0
+def _conditioning_value(v: Judgement, offset: float) -> float:
+    """What a judged month contributes to conditioning later ones: its completed value less
+    the accepted level shifts (the model keeps the old level, the offset carries the new
+    one), or its expectation when it is itself an anomaly."""
     if v.is_anomaly and v.expected is not None:
-        return v.expected / share
-    return v.y / share
+        return v.expected / _share(v) - offset
+    return _completed(v) - offset
+
+
+def _share(v: Judgement) -> float:
+    return v.paid_share if v.paid_share and v.paid_share > 0 else 1.0
+
+
+def _completed(v: Judgement) -> float:
+    """The judged value on the complete (care-month) scale."""
+    return v.y / _share(v)
 
 
 def _walk(
@@ -196,20 +237,51 @@ def _walk(
     """Judge the known months of one series in order, up to step ``last_step``.
 
     ``values``: step -> (value, as_of) of the latest revision. Returns step -> judgement.
+    A run of ``ctx.shift_after`` same-side anomalies among the contiguous known months is
+    accepted as a level shift (module docstring): its mean deviation becomes an offset of
+    every later expectation, and later months condition the model net of it.
     """
     out: dict[int, Judgement] = {}
     known: list[float] = []
+    run: list[int] = []  # steps of the current run of same-side anomalies
+    since: dt.date | None = None
+    offset = 0.0
     contiguous = True
     for k in range(last_step + 1):
         hit = values.get(k)
         if hit is None:
-            contiguous = False
+            contiguous, run = False, []
             continue
         y, as_of = hit
-        v = out[k] = _judge_one(ctx, s, k, y, tuple(known), _age(as_of, s.first_month + k))
+        v = _judge_one(ctx, s, k, y, tuple(known), _age(as_of, s.first_month + k), offset)
+        step_offset = offset
+        if contiguous and ctx.shift_after > 0:
+            run = _extend_run(run, k, v, out)
+            if len(run) >= ctx.shift_after:
+                judged = [out[i] for i in run[:-1]] + [v]
+                offset += float(np.mean([_deviation(x) for x in judged]))
+                since, run = s.ds[run[0]], []
+                v = replace(v, status="LEVEL_SHIFT")
+        if since is not None:
+            v = replace(v, level_shift_since=since)
+        out[k] = v
         if contiguous:
-            known.append(_conditioning_value(v))
+            known.append(_conditioning_value(v, step_offset))
     return out
+
+
+def _deviation(v: Judgement) -> float:
+    """Observed minus expected of a judged month, on the complete scale."""
+    return _completed(v) - (v.expected or 0.0) / _share(v)
+
+
+def _extend_run(run: list[int], k: int, v: Judgement, out: dict[int, Judgement]) -> list[int]:
+    """The run of same-side anomalies after judging step ``k`` (empty when ``v`` breaks it)."""
+    if not v.is_anomaly:
+        return []
+    if run and out[run[-1]].direction != v.direction:
+        return [k]
+    return [*run, k]
 
 
 def judge(
@@ -220,6 +292,7 @@ def judge(
     min_history: int = 24,
     stored: Iterable[Obs] | None = None,
     as_of: dt.date | None = None,
+    shift_after: int = SHIFT_AFTER,
 ) -> list[Judgement]:
     """Judge ``(unique_id, ds, y[, as_of])`` observations against an ``index_bundle`` lookup.
 
@@ -232,13 +305,17 @@ def judge(
             training end; they condition later months (see the module docstring).
         as_of: processing month of the observations without their own (care basis);
             default: the latest ``ds`` of the request.
+        shift_after: anomalies in a row on one side that accept a new level (0: never; see
+            the module docstring).
 
     Returns:
         One :class:`Judgement` per observation, in input order.
     """
     if not 0 < level < 100:
         raise InputError(f"level {level} is not between 1 and 99", column="level")
-    ctx = _Judging(index, level, min_history)
+    if shift_after < 0:
+        raise InputError(f"shift_after {shift_after} is negative", column="shift_after")
+    ctx = _Judging(index, level, min_history, shift_after)
     rows = [_as_obs(o) for o in observations]
     default_as_of = as_of or max((r[1] for r in rows), default=None)
     values: _Known = {}  # stored first, then the request (the newest revision)
@@ -341,6 +418,7 @@ def detect(
     min_history: int = 24,
     stored: pl.DataFrame | None = None,
     as_of: dt.date | None = None,
+    shift_after: int = SHIFT_AFTER,
 ) -> pl.DataFrame:
     """Judge a frame of observations (``unique_id, ds, y`` [+ ``as_of``]) against a bundle.
 
@@ -353,6 +431,7 @@ def detect(
             (latest revision per series and month).
         as_of: processing month of rows without ``as_of`` (care basis); default: the latest
             ``ds`` of ``observations``.
+        shift_after: anomalies in a row on one side that accept a new level (0: never).
 
     Returns:
         :data:`DETECT_COLUMNS`, one row per observation, in input order (``explained_by``
@@ -373,5 +452,6 @@ def detect(
         min_history=min_history,
         stored=_obs_rows(stored) if stored is not None else None,
         as_of=as_of,
+        shift_after=shift_after,
     )
     return judgements_frame(rows)

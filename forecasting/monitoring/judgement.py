@@ -33,7 +33,9 @@ __all__ = [
     "insample_levels",
 ]
 
-Status = Literal["ANOMALY", "EXPECTED", "INSUFFICIENT_DATA", "OUT_OF_HORIZON", "UNKNOWN_SERIES"]
+Status = Literal[
+    "ANOMALY", "LEVEL_SHIFT", "EXPECTED", "INSUFFICIENT_DATA", "OUT_OF_HORIZON", "UNKNOWN_SERIES"
+]
 Direction = Literal["above", "below"]
 
 JUDGEMENT_SCHEMA: dict[str, Any] = {
@@ -55,6 +57,7 @@ DETECT_SCHEMA: dict[str, Any] = JUDGEMENT_SCHEMA | {
     "age": pl.Int64,
     "paid_share": pl.Float64,
     "explained_by": pl.String,
+    "level_shift_since": pl.Date,
 }
 """Columns of ``detect``'s frame (:func:`judgements_frame`; ``explained_by`` as JSON text)."""
 DETECT_COLUMNS = tuple(DETECT_SCHEMA)
@@ -74,7 +77,9 @@ class Judgement:
 
     ``conditioned_on``: months after the training end that conditioned it; ``conditioning``:
     ``{month: value used}`` of those months; ``age`` / ``paid_share``: care basis only;
-    ``explained_by``: for a flagged parent, its children's contributions.
+    ``explained_by``: for a flagged parent, its children's contributions;
+    ``level_shift_since``: the first month of an accepted level shift the month belongs to
+    (status ``LEVEL_SHIFT`` on the month that accepted it).
     """
 
     unique_id: str
@@ -94,6 +99,7 @@ class Judgement:
     explained_by: list[Contribution] | None = None
     conditioning: dict[dt.date, float] | None = None
     as_of: dt.date | None = None
+    level_shift_since: dt.date | None = None
 
 
 def judgements_frame(rows: Sequence[Judgement]) -> pl.DataFrame:

@@ -16,10 +16,45 @@ from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
 from forecasting.training.config import Metric
 from forecasting.training.models import SEASON
 
-__all__ = ["METRIC_NAMES", "score", "rank_models", "horizon_profile", "residual_matrix", "by_id"]
+__all__ = [
+    "METRIC_NAMES",
+    "MIN_TRAIN",
+    "backtest_plan",
+    "score",
+    "window_losses",
+    "rank_models",
+    "horizon_profile",
+    "naive_scales",
+    "residual_matrix",
+    "by_id",
+]
 
 #: Every backtest score: the ranking metrics, then the mean error.
 METRIC_NAMES: tuple[str, ...] = (*get_args(Metric), "bias")
+
+MIN_TRAIN = 2 * SEASON
+"""Months a candidate is first fitted on in the backtest (two seasons)."""
+
+
+def backtest_plan(
+    lengths: dict[str, int], horizon: int, windows: int, step: int
+) -> dict[tuple[int, int], list[str]]:
+    """Series grouped by the backtest their history allows: ``(horizon, windows) -> ids``.
+
+    A series is first fitted on :data:`MIN_TRAIN` months at least; with ``n`` months it gets
+    ``windows`` cutoffs ``step`` months apart when it is long enough, fewer otherwise, and a
+    horizon capped by what is left after the first fit (so a series of two seasons and a few
+    months still has a backtest). Series of :data:`MIN_TRAIN` months or fewer get none.
+    """
+    plan: dict[tuple[int, int], list[str]] = {}
+    for uid, n in lengths.items():
+        room = n - MIN_TRAIN
+        if room < 1:
+            continue
+        h = min(horizon, room)
+        w = max(1, min(windows, (room - h) // step + 1))
+        plan.setdefault((h, w), []).append(uid)
+    return plan
 
 
 def score(cv: pl.DataFrame, models: list[str], train: pl.DataFrame) -> pl.DataFrame:
@@ -51,6 +86,26 @@ def score(cv: pl.DataFrame, models: list[str], train: pl.DataFrame) -> pl.DataFr
         .select(ID_COL, "model", *METRIC_NAMES)
         .sort(ID_COL, "model")
     )
+
+
+def window_losses(cv: pl.DataFrame, models: list[str], metric: str) -> pl.DataFrame:
+    """``unique_id, cutoff, <model>...``: each backtest window's loss per model.
+
+    Within a series the MASE and RMSSE scales are constants, so a window's mean absolute
+    (``mase``) or root mean squared (``rmsse``) error ranks models as the metric does;
+    ``smape`` is computed per window.
+    """
+    y = pl.col(TARGET_COL)
+
+    def loss(m: str) -> pl.Expr:
+        e = y - pl.col(m)
+        if metric == "rmsse":
+            return (e**2).mean().sqrt()
+        if metric == "smape":
+            return (e.abs() / (y.abs() + pl.col(m).abs())).fill_nan(0.0).mean() * 200
+        return e.abs().mean()
+
+    return cv.group_by(ID_COL, "cutoff").agg([loss(m).alias(m) for m in models])
 
 
 def rank_models(scores: pl.DataFrame, metric: str) -> pl.DataFrame:
@@ -86,24 +141,36 @@ def horizon_profile(bt: pl.DataFrame) -> np.ndarray:
     return g / g.mean()
 
 
-def residual_matrix(
-    cv: pl.DataFrame, chosen: dict[str, str], ids: list[str], width: int
-) -> np.ndarray:
-    """Backtest errors (``y - forecast``) of each series' chosen model, one row per id.
+def naive_scales(history: pl.DataFrame) -> dict[str, float]:
+    """Series -> mean absolute seasonal difference of its history (the MASE scale)."""
+    df = history.sort(ID_COL, TIME_COL).with_columns(
+        (pl.col(TARGET_COL) - pl.col(TARGET_COL).shift(SEASON).over(ID_COL)).abs().alias("_e")
+    )
+    per = df.group_by(ID_COL).agg(pl.col("_e").drop_nulls().mean())
+    return {u: float(v) for u, v in per.iter_rows() if v is not None and np.isfinite(v)}
 
-    The first ``width`` rows of a series' backtest fill its row (zeros where it has fewer, and
-    for series without a chosen model).
+
+def residual_matrix(bt: pl.DataFrame, ids: list[str]) -> np.ndarray:
+    """Backtest errors (``y - yhat``) of each series' chosen model, aligned across series.
+
+    Columns are the (cutoff, month) pairs of the backtest, so a column is one cross-section
+    of forecast errors made at the same time for the same month (what MinT's covariance and
+    the sample paths' cross-series draws need); a series without a pair has 0 there, and a
+    series without a backtest (degenerate) a row of zeros.
     """
-    res = np.zeros((len(ids), width))
-    if cv.is_empty():
-        return res
-    cv_by = by_id(cv)
-    for i, u in enumerate(ids):
-        m, sub = chosen.get(u), cv_by.get(u)
-        if m is None or sub is None:
-            continue
-        e = (sub[TARGET_COL] - sub[m]).to_numpy()[:width]
-        res[i, : len(e)] = e
+    if bt.is_empty():
+        return np.zeros((len(ids), 1))
+    keys = bt.select("cutoff", TIME_COL).unique().sort("cutoff", TIME_COL)
+    keys = keys.with_row_index("_col")
+    rows = {u: i for i, u in enumerate(ids)}
+    e = bt.join(keys, on=["cutoff", TIME_COL]).select(
+        pl.col(ID_COL).replace_strict(rows, default=None, return_dtype=pl.Int64).alias("_row"),
+        pl.col("_col").cast(pl.Int64),
+        (pl.col(TARGET_COL) - pl.col("yhat")).alias("_e"),
+    )
+    e = e.filter(pl.col("_row").is_not_null() & pl.col("_e").is_finite())
+    res = np.zeros((len(ids), keys.height))
+    res[e["_row"].to_numpy(), e["_col"].to_numpy()] = e["_e"].to_numpy()
     return res
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -14,18 +14,31 @@ __all__ = [
     "TrainConfig",
     "load_config",
     "CANDIDATES",
+    "DEFAULT_MODELS",
+    "FRENCH_SOURCES",
     "EnsembleKind",
     "Metric",
     "IntervalMethod",
     "Reconciler",
+    "SelectionRule",
+    "Calendar",
 ]
 
 CANDIDATES = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta", "AutoCES")
+DEFAULT_MODELS = ("AutoETS", "AutoTheta", "AutoCES", "SeasonalNaive")
+"""The default candidates: AutoARIMA only where it earns its cost (it is ~7x slower)."""
 EnsembleKind = Literal["mean", "median"]
 Metric = Literal["mase", "smape", "rmsse"]
 """Metrics that can rank the candidates (lower is better)."""
 IntervalMethod = Literal["auto", "model", "conformal"]
 Reconciler = Literal["mint_shrink", "bottom_up", "ols", "wls_struct", "none"]
+_DEFAULT_ENSEMBLES: tuple[EnsembleKind, ...] = ("median",)
+SelectionRule = Literal["evidence", "best"]
+"""``evidence``: the combination unless a candidate clearly beats it; ``best``: the top rank."""
+Calendar = Literal["auto", "france", "none"]
+"""Whose calendar the data follows: ``auto`` is France for Open DAMIR and legacy files."""
+FRENCH_SOURCES = ("open-damir", "legacy")
+"""Panel sources whose months follow the French calendar (working days, known events)."""
 
 
 class TrainConfig(BaseModel):
@@ -34,16 +47,31 @@ class TrainConfig(BaseModel):
     Attributes:
         experiment: MLflow experiment name.
         data: optional path to the panel (relative to the TOML file); the CLI argument wins.
-        models: candidate aliases (see ``CANDIDATES``).
-        ensembles: combinations of the best ``ensemble_k`` candidates: ``mean``, ``median``.
-        ensemble_k: how many of the best candidates (by backtest) a combination takes.
-        calendar: give AutoARIMA French working days per month as exogenous regressor.
+        models: candidate aliases (see ``CANDIDATES``; default ``DEFAULT_MODELS``).
+        ensembles: combinations of the candidates: ``median`` (default), ``mean``.
+        ensemble_k: how many of the best candidates (by backtest) a combination takes;
+            ``None`` (default): every candidate, a fixed combination.
+        selection: ``evidence`` (default): each series gets the first ensemble (the
+            combination) unless one candidate beats it on the backtest by ``selection_margin``
+            on average and in at least ``selection_wins`` of the windows; ``best``: whatever
+            ranks first by ``primary_metric``.
+        selection_margin: relative backtest improvement a candidate needs over the combination.
+        selection_wins: share of backtest windows a candidate must win against it.
+        calendar: ``auto`` (France for Open DAMIR and legacy panels, none for tidy files),
+            ``france`` or ``none``; a French calendar gives AutoARIMA the working days per
+            month as regressor and declares the known events (lockdowns) of
+            :mod:`forecasting.training.events`. ``true``/``false`` mean ``france``/``none``.
+        adjust_outliers: adjust exceptional months (robust STL remainder beyond 3 IQR, and
+            the calendar's known events) before fitting; the data keep their values.
         horizon: months ahead.
-        windows: rolling-origin backtest windows (at least 3).
-        step: months between two backtest cutoffs (default: horizon).
+        windows: rolling-origin backtest windows (cutoffs); fewer for short series.
+        step: months between two backtest cutoffs (default 1; ``None``: the horizon).
+        refit: refit the candidates at every cutoff (``false``: fit at the first cutoff and
+            update the state, statsforecast's ``refit=False``).
         primary_metric: metric that picks each series' model and the champion.
         levels: interval levels in percent.
-        intervals: ``auto`` (conformal where it calibrates better), ``model`` or ``conformal``.
+        intervals: ``conformal`` (default), ``model`` or ``auto`` (the models' own bounds
+            where they calibrate better on the backtest).
         reconciliation: MinTrace ``mint_shrink`` by default.
         n_paths: sample paths stored for annual totals and budget probabilities.
         seed: random seed of the sample paths.
@@ -55,16 +83,21 @@ class TrainConfig(BaseModel):
     experiment: str = "spendcast"
     description: str = ""
     data: str | None = None
-    models: list[str] = Field(default_factory=lambda: list(CANDIDATES))
-    ensembles: list[EnsembleKind] = Field(default_factory=lambda: list(get_args(EnsembleKind)))
-    ensemble_k: int = Field(3, ge=2)
-    calendar: bool = True
+    models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
+    ensembles: list[EnsembleKind] = Field(default_factory=lambda: list(_DEFAULT_ENSEMBLES))
+    ensemble_k: int | None = Field(None, ge=2)
+    selection: SelectionRule = "evidence"
+    selection_margin: float = Field(0.05, ge=0.0, lt=1.0)
+    selection_wins: float = Field(0.6, ge=0.0, le=1.0)
+    calendar: Calendar = "auto"
+    adjust_outliers: bool = True
     horizon: int = Field(12, ge=1, le=60)
-    windows: int = Field(3, ge=3, le=24)
-    step: int | None = Field(None, ge=1)
+    windows: int = Field(25, ge=1, le=120)
+    step: int | None = Field(1, ge=1)
+    refit: bool = False
     primary_metric: Metric = "mase"
     levels: list[int] = Field(default_factory=lambda: [50, 80, 90, 95, 99])
-    intervals: IntervalMethod = "auto"
+    intervals: IntervalMethod = "conformal"
     reconciliation: Reconciler = "mint_shrink"
     n_paths: int = Field(500, ge=50, le=10_000)
     seed: int = 0
@@ -78,6 +111,15 @@ class TrainConfig(BaseModel):
             raise ValueError(f"unknown model(s) {unknown}; choose from {list(CANDIDATES)}")
         if not v:
             raise ValueError("name at least one model")
+        if len(set(v)) != len(v):
+            raise ValueError(f"a model is named twice in {v}")
+        return v
+
+    @field_validator("calendar", mode="before")
+    @classmethod
+    def _calendar(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # experiment files before "auto": true gave AutoARIMA French days
+            return "france" if v else "none"
         return v
 
     @field_validator("levels")
@@ -95,6 +137,17 @@ class TrainConfig(BaseModel):
     def ensemble_kinds(self) -> list[str]:
         """The ensembles a run builds: none with a single candidate."""
         return list(self.ensembles) if len(self.models) >= 2 else []
+
+    @property
+    def members(self) -> int:
+        """How many of the best candidates an ensemble takes (all when ``ensemble_k`` is None)."""
+        return min(self.ensemble_k or len(self.models), len(self.models))
+
+    def country(self, source: str) -> str | None:
+        """``france`` when the panel's months follow the French calendar, else None."""
+        if self.calendar == "france" or (self.calendar == "auto" and source in FRENCH_SOURCES):
+            return "france"
+        return None
 
     def flat(self) -> dict[str, Any]:
         """Values as MLflow params (lists joined with commas)."""

@@ -66,7 +66,8 @@ def run_cv(
     horizon: int,
     windows: int,
     step: int,
-    levels: list[int],
+    levels: list[int] | None,
+    refit: bool = True,
     n_jobs: int = 1,
 ) -> tuple[pl.DataFrame, float]:
     """Backtest one candidate on every series.
@@ -75,18 +76,26 @@ def run_cv(
         df: ``unique_id, ds, y`` (plus exogenous columns, used by :data:`EXOGENOUS` models).
         alias: candidate alias.
         horizon: months per window.
-        windows: number of cutoffs (>= 3).
+        windows: number of cutoffs.
         step: months between cutoffs.
-        levels: model interval levels.
+        levels: model interval levels; ``None`` or empty: point forecasts only (much faster:
+            AutoCES simulates its intervals).
+        refit: refit at every cutoff; ``False`` fits at the first cutoff and updates the
+            model's state on the later months (``forward``), parameters fixed.
         n_jobs: statsforecast processes (see :func:`local_jobs`).
 
     Returns:
-        ``unique_id, ds, cutoff, y, <alias>, <alias>-lo-L, <alias>-hi-L`` and seconds taken.
+        ``unique_id, ds, cutoff, y, <alias>[, <alias>-lo-L, <alias>-hi-L]`` and seconds taken.
     """
     t0 = time.perf_counter()
     sf = make_sf([make_model(alias)], n_jobs)
     cv = sf.cross_validation(
-        h=horizon, df=model_frame(df, alias), n_windows=windows, step_size=step, level=levels
+        h=horizon,
+        df=model_frame(df, alias),
+        n_windows=windows,
+        step_size=step,
+        level=levels or None,
+        refit=refit,
     )
     return pl.DataFrame(cv), time.perf_counter() - t0
 
@@ -96,7 +105,7 @@ def run_forecast(
     alias: str,
     *,
     horizon: int,
-    levels: list[int],
+    levels: list[int] | None,
     x_future: pl.DataFrame | None = None,
     n_jobs: int = 1,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -106,7 +115,7 @@ def run_forecast(
         df: ``unique_id, ds, y`` (plus exogenous columns, used by :data:`EXOGENOUS` models).
         alias: candidate alias.
         horizon: months ahead.
-        levels: model interval levels.
+        levels: model interval levels (``None`` or empty: point forecasts only).
         x_future: the exogenous columns over the forecast months (``unique_id, ds, ...``, at
             least the series of ``df``); given to :data:`EXOGENOUS` models only.
         n_jobs: statsforecast processes (see :func:`local_jobs`).
@@ -119,7 +128,9 @@ def run_forecast(
     x_df = None
     if x_future is not None and alias in EXOGENOUS:
         x_df = x_future.filter(pl.col(ID_COL).is_in(df[ID_COL].unique().implode()))
-    fc = sf.forecast(h=horizon, df=model_frame(df, alias), X_df=x_df, level=levels, fitted=True)
+    fc = sf.forecast(
+        h=horizon, df=model_frame(df, alias), X_df=x_df, level=levels or None, fitted=True
+    )
     fitted = sf.forecast_fitted_values()
     return pl.DataFrame(fc), pl.DataFrame(fitted).select(ID_COL, TIME_COL, alias)
 
@@ -153,11 +164,18 @@ class Engine(ABC):
         horizon: int,
         windows: int,
         step: int,
-        levels: list[int],
+        levels: list[int] | None,
+        refit: bool = True,
     ) -> pl.DataFrame:
         """:func:`run_cv`'s backtest frame of one candidate over every series of ``df``."""
         fn = partial(
-            run_cv, alias=alias, horizon=horizon, windows=windows, step=step, levels=levels
+            run_cv,
+            alias=alias,
+            horizon=horizon,
+            windows=windows,
+            step=step,
+            levels=levels,
+            refit=refit,
         )
         return pl.concat([part[0] for part in self.map(fn, df)])
 
@@ -167,7 +185,7 @@ class Engine(ABC):
         alias: str,
         *,
         horizon: int,
-        levels: list[int],
+        levels: list[int] | None,
         x_future: pl.DataFrame | None = None,
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
         """:func:`run_forecast`'s forecasts and fitted values over every series of ``df``."""

@@ -3,8 +3,12 @@
 The base forecast of a series with a backtest is its chosen candidate's forecast, or the
 combination of its top-k candidates for an ensemble, with the model's own bounds or the
 conformal half-widths (as the backtest decided); a degenerate series gets its fallback rule's
-forecast. The in-sample fit carries the first step's half-widths. Reconciliation makes the
-means and every bound coherent, weighing series by the chosen models' backtest errors.
+forecast. The in-sample fit carries the first step's half-widths.
+
+Reconciliation makes the means coherent (parents are sums of children), weighing series by
+the chosen models' backtest errors; each series keeps its own calibrated half-widths around
+its reconciled mean. Bounds are not summed up the hierarchy: a sum of 95 % bounds is not the
+95 % bound of a sum (it is much wider); the sample paths carry the joint uncertainty.
 """
 
 from __future__ import annotations
@@ -160,11 +164,12 @@ def _insample(u: str, hist: pl.DataFrame, one: _SeriesBase, levels: list[int]) -
 
 @dataclass(frozen=True)
 class Reconciled:
-    """Coherent forecasts (arrays and frame) and the residuals that weighed them.
+    """Reconciled forecasts (arrays and frame) and the residuals that weighed them.
 
     Attributes:
         columns: ``mean``, ``lo_L``, ``hi_L`` -> (n_series, horizon), rows in ``hier.ids`` order.
-        residuals: (n_series, windows * horizon) backtest errors of the chosen models.
+        residuals: (n_series, K) backtest errors of the chosen models, aligned on
+            (cutoff, month) (:func:`~forecasting.training.backtest.residual_matrix`).
         forecasts: ``unique_id, ds, mean, lo_L, hi_L`` (the bundle's forecasts).
     """
 
@@ -176,20 +181,27 @@ class Reconciled:
 def reconcile_forecasts(
     hier: Hierarchy,
     base: Base,
-    sel: Selection,
+    backtest: pl.DataFrame,
     last_ds: dict[str, dt.date],
     config: TrainConfig,
 ) -> Reconciled:
-    """Reconcile the base forecasts with the chosen models' backtest errors."""
-    residuals = residual_matrix(sel.cv, sel.chosen, hier.ids, config.windows * config.horizon)
-    rec = reconcile_or_fall_back(
+    """Reconcile the base means with the chosen models' backtest errors; each series' own
+    half-widths around its reconciled mean (module docstring)."""
+    residuals = residual_matrix(backtest, hier.ids)
+    mean = reconcile_or_fall_back(
         hier,
-        base.columns,
-        config.levels,
+        {"mean": base.columns["mean"]},
+        [],
         method=config.reconciliation,
         residuals=residuals,
         nonnegative=config.nonnegative,
-    )
+    )["mean"]
+    rec = {"mean": mean}
+    for lv in config.levels:
+        below = np.maximum(base.columns["mean"] - base.columns[f"lo_{lv}"], 0.0)
+        above = np.maximum(base.columns[f"hi_{lv}"] - base.columns["mean"], 0.0)
+        rec[f"lo_{lv}"] = np.maximum(mean - below, 0.0) if config.nonnegative else mean - below
+        rec[f"hi_{lv}"] = mean + above
     cols = ["mean", *level_cols(config.levels)]
     forecasts = future_frame(hier.ids, last_ds, config.horizon).with_columns(
         [pl.Series(c, rec[c].reshape(-1), dtype=pl.Float64) for c in cols]

@@ -1,30 +1,73 @@
-"""Prediction intervals on the backtest: each series' chosen model, its own bounds or conformal.
+"""Prediction intervals from the backtest: conformal half-widths honest about the future.
 
 Conformal half-widths are *locally scaled and globally pooled*: a series' absolute backtest
 errors, divided by the step-ahead profile (:func:`~forecasting.training.backtest.horizon_profile`),
-are divided by their own mean (the series' scale); those scale-free ratios are pooled over
-every series and the level's conformal quantile of the pool (finite-sample corrected) is
-multiplied back by each series' scale and the profile. A per-series quantile from 3-4 windows
-is too few points for a 95 or 99 % bound (it under-covers); the pool has thousands. Bounds on
-window w use only the other windows (leave-one-window-out, scales and pool alike), so their
-backtest coverage is honest; the final half-widths use every window.
+are divided by the series' scale (their mean); the scale-free ratios of every series are
+pooled and the level's conformal quantile of the pool (finite-sample corrected) is multiplied
+back by each series' scale and the profile. A per-series quantile from a few windows is too
+few points for a 95 or 99 % bound; the pool has thousands.
+
+**Honest about the future.** A scale measured on the backtest is itself an estimate, and the
+next year's errors differ from the last years' (levels move, volatility changes): ratios of
+errors to a scale measured *on the same months* are too tight (the held-out 95 % band then
+covers ~87 % on the real-data suite). So the pool is built the way the intervals are used: each
+series' scale is measured on the earlier third of its backtest months and the ratios are taken
+on the later two thirds, so the quantile carries both the noise of the scale and its drift.
+The final half-widths use the scale of every backtest month. Series whose backtest is too short
+for the split (a few months of history past two seasons) take their in-sample seasonal-naive
+scale (the MASE denominator) times the panel's typical ratio of backtest scale to it; tiny
+panels (fewer than :data:`MIN_POOL` later ratios) pool ratios to the full-backtest scale.
+
+The backtest rows carry the bounds a series had with its earlier-months scale (later months
+only), so their coverage per hierarchy level shows how the pooled quantile fits each level.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
-from forecasting.bundle import level_cols
+from forecasting.calendar import add_months
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
 from forecasting.training.backtest import horizon_profile
 from forecasting.training.config import IntervalMethod
 
-__all__ = ["Intervals", "backtest_intervals", "covered", "coverage"]
+__all__ = ["Calibration", "Intervals", "backtest_intervals", "covered", "coverage", "MIN_POOL"]
 
 _SIDES = (("lo", -1.0), ("hi", 1.0))
+
+MIN_POOL = 200
+"""Fewest later-months ratios for the split calibration (else: ratios to the full scale)."""
+_MIN_EARLY = 6
+"""Fewest earlier-months errors that make a series' earlier scale."""
+_MIN_ROWS = 12
+"""Fewest backtest errors that make a series' own scale (else the naive-scale fallback)."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the conformal half-widths were set (the sample paths reuse it).
+
+    Attributes:
+        profile: error growth per step ahead (mean 1).
+        quantiles: level -> pooled quantile of scale-free errors.
+        scales: series -> scale of its errors over every backtest month (or its fallback).
+        early: series -> scale over the earlier third of its backtest months (split only).
+        split: series -> last month of the earlier third (split only).
+    """
+
+    profile: np.ndarray
+    quantiles: dict[int, float]
+    scales: dict[str, float]
+    early: dict[str, float]
+    split: dict[str, dt.date]
+
+    def halfwidths(self, unique_id: str, level: int) -> np.ndarray:
+        """Half-width per step ahead of one series at ``level``."""
+        return self.scales.get(unique_id, 0.0) * self.quantiles[level] * self.profile
 
 
 @dataclass(frozen=True)
@@ -33,13 +76,15 @@ class Intervals:
 
     Attributes:
         backtest: ``unique_id, ds, cutoff, h, y, yhat, lo_L, hi_L`` of each chosen model.
-        halfwidths: series -> level -> conformal half-width per step ahead (every window).
+        halfwidths: series -> level -> conformal half-width per step ahead.
         method: ``model`` or ``conformal``: the bounds the backtest calibrated best.
+        calibration: the conformal calibration (scales, quantiles, profile).
     """
 
     backtest: pl.DataFrame
     halfwidths: dict[str, dict[int, np.ndarray]]
     method: str
+    calibration: Calibration
 
 
 def covered(level: int) -> pl.Expr:
@@ -57,7 +102,7 @@ def coverage(df: pl.DataFrame, level: int) -> float:
 
 def _chosen_frame(cv: pl.DataFrame, chosen: dict[str, str], levels: list[int]) -> pl.DataFrame:
     """Backtest rows of each series' chosen model: ``yhat``, ``h`` and the model's bounds
-    ``mlo_L``, ``mhi_L`` (null for an ensemble)."""
+    ``mlo_L``, ``mhi_L`` (null for an ensemble or without model bounds)."""
     parts = []
     for m in sorted(set(chosen.values())):
         ids = [u for u, v in chosen.items() if v == m]
@@ -77,6 +122,7 @@ def _chosen_frame(cv: pl.DataFrame, chosen: dict[str, str], levels: list[int]) -
                 "cutoff": pl.Date,
                 TARGET_COL: pl.Float64,
                 "yhat": pl.Float64,
+                "h": pl.Int64,
             }
             | {f"m{s}_{lv}": pl.Float64 for lv in levels for s, _ in _SIDES}
         )
@@ -90,7 +136,11 @@ def _chosen_frame(cv: pl.DataFrame, chosen: dict[str, str], levels: list[int]) -
 
 
 def backtest_intervals(
-    cv: pl.DataFrame, chosen: dict[str, str], levels: list[int], method: IntervalMethod
+    cv: pl.DataFrame,
+    chosen: dict[str, str],
+    levels: list[int],
+    method: IntervalMethod,
+    naive_scales: dict[str, float] | None = None,
 ) -> Intervals:
     """Chosen-model backtest rows with the interval bounds actually used.
 
@@ -98,23 +148,27 @@ def backtest_intervals(
         cv: every model's backtest rows.
         chosen: series -> chosen model.
         levels: interval levels in percent.
-        method: ``model`` or ``conformal`` bounds, or ``auto``: the models' own bounds where
+        method: ``conformal`` or ``model`` bounds, or ``auto``: the models' own bounds where
             they exist if they calibrate better on the backtest than the conformal ones.
+        naive_scales: series -> in-sample seasonal-naive mean absolute error (the fallback
+            scale of series with too short a backtest; see the module docstring).
     """
     bt = _chosen_frame(cv, chosen, levels)
     model_cols = [f"m{s}_{lv}" for lv in levels for s, _ in _SIDES]
-    if bt.is_empty():
-        nulls = [pl.lit(None, pl.Float64).alias(c) for c in level_cols(levels)]
-        return Intervals(bt.with_columns(nulls).drop(model_cols), {}, "conformal")
     profile = horizon_profile(bt)
-    halfwidths, halves = _conformal(bt, profile, levels)
+    cal, halves = _calibrate(bt, profile, levels, naive_scales or {}, list(chosen))
+    halfwidths = {u: {lv: cal.halfwidths(u, lv) for lv in levels} for u in cal.scales}
     conf = bt.with_columns(
         [
-            (pl.col("yhat") + sign * pl.Series(values=halves[lv])).alias(f"{side}_{lv}")
+            (pl.col("yhat") + sign * pl.Series(values=halves[lv]).fill_nan(None)).alias(
+                f"{side}_{lv}"
+            )
             for lv in levels
             for side, sign in _SIDES
         ]
     )
+    if bt.is_empty() or method == "conformal":
+        return Intervals(conf.drop(model_cols), halfwidths, "conformal", cal)
     has_model = bt[f"mlo_{levels[0]}"].is_not_null()
     model = conf.with_columns(
         [
@@ -126,15 +180,12 @@ def backtest_intervals(
             for side, _ in _SIDES
         ]
     )
-    if method == "auto":
-        use_model = _miscalibration(model.filter(has_model), levels) < _miscalibration(
-            conf.filter(has_model), levels
-        )
-    else:
-        use_model = method == "model"
+    use_model = method == "model" or _miscalibration(
+        model.filter(has_model), levels
+    ) < _miscalibration(conf.filter(has_model), levels)
     if use_model:
-        return Intervals(model.drop(model_cols), halfwidths, "model")
-    return Intervals(conf.drop(model_cols), halfwidths, "conformal")
+        return Intervals(model.drop(model_cols), halfwidths, "model", cal)
+    return Intervals(conf.drop(model_cols), halfwidths, "conformal", cal)
 
 
 def _miscalibration(df: pl.DataFrame, levels: list[int]) -> float:
@@ -144,60 +195,83 @@ def _miscalibration(df: pl.DataFrame, levels: list[int]) -> float:
     return float(np.mean([abs(coverage(df, lv) - lv / 100) for lv in levels]))
 
 
-def _conformal(
-    bt: pl.DataFrame, profile: np.ndarray, levels: list[int]
-) -> tuple[dict[str, dict[int, np.ndarray]], dict[int, np.ndarray]]:
-    """Final conformal half-widths per series and level (every window), and the half-widths
-    of the backtest rows in ``bt``'s order (each window's from the other windows)."""
-    parts = bt.partition_by(ID_COL, maintain_order=True)
-    steps = [profile[part["h"].to_numpy() - 1] for part in parts]
-    errs = [
-        np.abs(part[TARGET_COL].to_numpy() - part["yhat"].to_numpy()) / step
-        for part, step in zip(parts, steps, strict=True)
-    ]
-    cuts = [part["cutoff"].to_numpy() for part in parts]
-    pool, scales = _pool(errs, [np.ones(len(e), dtype=bool) for e in errs])
-    q = {lv: _quantile(pool, lv) for lv in levels}
-    final = {}
-    for part, scale in zip(parts, scales, strict=True):
-        sc = scale if np.isfinite(scale) else 0.0
-        final[part[ID_COL][0]] = {lv: sc * q[lv] * profile for lv in levels}
-    loo = _leave_one_window_out(errs, cuts, levels)
-    halves = {
-        lv: np.concatenate([h * step for h, step in zip(loo[lv], steps, strict=True)])
-        for lv in levels
+def _normalised(bt: pl.DataFrame, profile: np.ndarray) -> pl.DataFrame:
+    """``bt`` with ``_n`` (absolute error / profile), ``_split`` and ``_late`` per row."""
+    err = np.abs(bt[TARGET_COL].to_numpy() - bt["yhat"].to_numpy())
+    df = bt.with_columns(pl.Series("_n", err / profile[bt["h"].to_numpy() - 1]))
+    span = df.group_by(ID_COL).agg(
+        pl.col(TIME_COL).min().alias("_first"), pl.col(TIME_COL).n_unique().alias("_months")
+    )
+    split = {u: add_months(first, max(1, months // 3) - 1) for u, first, months in span.iter_rows()}
+    return df.with_columns(
+        pl.col(ID_COL).replace_strict(split, return_dtype=pl.Date).alias("_split")
+    ).with_columns((pl.col(TIME_COL) > pl.col("_split")).alias("_late"))
+
+
+def _calibrate(
+    bt: pl.DataFrame,
+    profile: np.ndarray,
+    levels: list[int],
+    naive_scales: dict[str, float],
+    ids: list[str],
+) -> tuple[Calibration, dict[int, np.ndarray]]:
+    """The calibration and the backtest rows' half-widths per level (``bt``'s row order)."""
+    empty = {lv: np.full(bt.height, np.nan) for lv in levels}
+    if bt.is_empty():
+        scales = _with_fallback({}, naive_scales, ids)
+        q = {lv: np.inf if scales else 0.0 for lv in levels}
+        return Calibration(profile, q, scales, {}, {}), empty
+    df = _normalised(bt, profile)
+    stats = df.group_by(ID_COL).agg(
+        pl.col("_n").filter(pl.col("_n").is_finite()).mean().alias("s"),
+        pl.col("_n").filter(~pl.col("_late") & pl.col("_n").is_finite()).mean().alias("early"),
+        (~pl.col("_late")).sum().alias("n_early"),
+        pl.len().alias("n"),
+        pl.col("_split").first(),
+    )
+    scale = {
+        u: s
+        for u, s, n in stats.select(ID_COL, "s", "n").iter_rows()
+        if _usable(s) and n >= _MIN_ROWS
     }
-    return final, halves
+    early = {
+        u: s
+        for u, s, n in stats.select(ID_COL, "early", "n_early").iter_rows()
+        if _usable(s) and n >= _MIN_EARLY
+    }
+    uids, late, n = df[ID_COL].to_list(), df["_late"].to_numpy(), df["_n"].to_numpy()
+    early_of = np.array([early.get(u, np.nan) for u in uids], dtype=np.float64)
+    pool = (n / early_of)[late]
+    split = dict(stats.select(ID_COL, "_split").iter_rows())
+    if np.isfinite(pool).sum() >= MIN_POOL:
+        q = {lv: _quantile(pool, lv) for lv in levels}
+        row_scale = np.where(late, early_of, np.nan)
+    else:  # a tiny panel: ratios to the full-backtest scale
+        row_scale = np.array([scale.get(u, np.nan) for u in uids], dtype=np.float64)
+        q = {lv: _quantile(n / row_scale, lv) for lv in levels}
+        early, split = {}, {}
+    steps = profile[df["h"].to_numpy() - 1]
+    base = row_scale * steps
+    halves = {lv: base * q[lv] for lv in levels}
+    scales = _with_fallback(scale, naive_scales, ids)
+    return Calibration(profile, q, scales, early, split), halves
 
 
-def _leave_one_window_out(
-    errs: list[np.ndarray], cuts: list[np.ndarray], levels: list[int]
-) -> dict[int, list[np.ndarray]]:
-    """Per level and series, its rows' scaled half-widths from the other windows' pool."""
-    by_cut = {}
-    for c in np.unique(np.concatenate(cuts)):
-        pool, scales = _pool(errs, [cut != c for cut in cuts])
-        by_cut[c] = ({lv: _quantile(pool, lv) for lv in levels}, scales)
-    out: dict[int, list[np.ndarray]] = {lv: [] for lv in levels}
-    for i, cut in enumerate(cuts):
-        for lv in levels:
-            half = np.empty(len(errs[i]))
-            for c in np.unique(cut):
-                q, scales = by_cut[c]
-                half[cut == c] = scales[i] * q[lv] if np.isfinite(scales[i]) else np.inf
-            out[lv].append(half)
+def _usable(value: float | None) -> bool:
+    return value is not None and bool(np.isfinite(value)) and value > 0
+
+
+def _with_fallback(
+    scale: dict[str, float], naive_scales: dict[str, float], ids: list[str]
+) -> dict[str, float]:
+    """Every series' scale: its own, or its naive scale times the panel's typical ratio."""
+    ratios = [scale[u] / naive_scales[u] for u in scale if _usable(naive_scales.get(u))]
+    typical = float(np.median(ratios)) if ratios else 1.0
+    out = dict(scale)
+    for u in ids:
+        if u not in out and _usable(naive_scales.get(u)):
+            out[u] = naive_scales[u] * typical
     return out
-
-
-def _pool(errs: list[np.ndarray], keep: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
-    """Scale-free errors pooled over series (kept rows only) and each series' scale."""
-    scales = [
-        float(np.nanmean(e[k])) if k.any() else np.nan for e, k in zip(errs, keep, strict=True)
-    ]
-    pool = [
-        e[k] / sc for e, k, sc in zip(errs, keep, scales, strict=True) if np.isfinite(sc) and sc > 0
-    ]
-    return (np.concatenate(pool) if pool else np.array([])), scales
 
 
 def _quantile(pool: np.ndarray, level: int) -> float:

@@ -24,7 +24,7 @@ __all__ = [
     "fallback_rule",
     "fallback_table",
     "degenerate_forecast",
-    "min_length",
+    "MIN_LENGTH",
     "model_frame",
 ]
 
@@ -88,9 +88,9 @@ def combine(stack: np.ndarray, kind: str, axis: int = 0) -> np.ndarray:
         return np.asarray(fn(stack, axis=axis), dtype=np.float64)
 
 
-def min_length(horizon: int, windows: int, step: int) -> int:
-    """Shortest series the rolling-origin backtest can use (two seasons before the first cutoff)."""
-    return 2 * SEASON + horizon + step * (windows - 1)
+MIN_LENGTH = 2 * SEASON + 1
+"""Shortest history the candidates model: two full seasons and one month (shorter series get
+:func:`fallback_rule`'s naive forecast)."""
 
 
 def degenerate_reasons(df: pl.DataFrame, need: int) -> pl.DataFrame:
@@ -98,7 +98,7 @@ def degenerate_reasons(df: pl.DataFrame, need: int) -> pl.DataFrame:
 
     Args:
         df: ``unique_id, ds, y``.
-        need: minimum length for the backtest (see :func:`min_length`).
+        need: minimum length the candidates model (see :data:`MIN_LENGTH`).
 
     Returns:
         ``unique_id, reason`` for series that are all zeros, constant or too short.

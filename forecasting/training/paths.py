@@ -2,14 +2,22 @@
 
 Bottom series are drawn and summed up the hierarchy (``S``), so every parent path is the
 sum of its children's. Each bottom draw is ``mean + sigma * z`` with a two-piece scale
-(``sigma_lo`` below the mean, ``sigma_hi`` above) read from that series' reconciled interval
-at the widest trained level, so the paths' spread matches the calibrated intervals. ``z``
-keeps the dependence of forecast errors: across series, each step draws a whole
-cross-section of standardised (centred, unit-variance) backtest errors, so the empirical
-correlation between categories is kept exactly (and with it the spread of the parents);
-across the horizon, ``z_t = phi z_(t-1) + sqrt(1 - phi^2) e_t`` with ``phi`` the pooled lag-1
-autocorrelation of backtest errors within a window, so sums over months (annual totals) keep
-the persistence of forecast errors. Clipped at zero when ``nonnegative``.
+(``sigma_lo`` below the mean, ``sigma_hi`` above) read from that series' calibrated interval
+at the trained level nearest 90 % (:func:`path_level`), so the paths' spread matches the
+intervals where budgets are decided. ``z`` keeps the dependence of forecast errors: across
+series, each step draws a whole cross-section of standardised (centred, unit-variance)
+backtest errors aligned on (cutoff, month), so the empirical correlation between categories
+is kept (and with it the spread of the parents); across the horizon,
+``z_t = phi z_(t-1) + sqrt(1 - phi^2) e_t``.
+
+**Annual totals.** ``phi`` is chosen so that sums of forecast errors over a whole window
+(what an annual total's error is) have the spread they had on the backtest
+(:func:`persistence`): each later-months backtest window's summed error, divided by the
+series' earlier scale, against the spread the calibrated steps imply for a given ``phi``; the
+``phi`` whose 80 % band holds 80 % of those window sums. The errors of a level forecast
+persist (a level that is off stays off for the year), so ``phi`` is usually high, and an
+annual interval is far wider than twelve independent months would give. Clipped at zero when
+``nonnegative``.
 """
 
 from __future__ import annotations
@@ -19,12 +27,16 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 
-from forecasting.data.panel import ROOT_ID, TARGET_COL, TIME_COL
-from forecasting.training.backtest import by_id
+from forecasting.data.panel import ID_COL, ROOT_ID, TARGET_COL
 from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import Hierarchy
+from forecasting.training.intervals import Calibration
 
-__all__ = ["sample_paths"]
+__all__ = ["sample_paths", "persistence", "path_level", "window_sd"]
+
+_PHI_MAX = 0.99
+_MIN_WINDOWS = 10
+"""Fewest full later-months windows that calibrate ``phi`` (else: no persistence)."""
 
 
 def _z(level: int) -> float:
@@ -41,12 +53,16 @@ def _ar1(eps: np.ndarray, phi: float) -> np.ndarray:
     return z
 
 
+def path_level(levels: list[int]) -> int:
+    """The trained level whose bounds set the paths' scale: the one nearest 90 %."""
+    return min(levels, key=lambda lv: (abs(lv - 90), -lv))
+
+
 def sample_paths(
     hier: Hierarchy,
     rec: dict[str, np.ndarray],
     residuals: np.ndarray,
-    cv: pl.DataFrame,
-    chosen: dict[str, str],
+    phi: float,
     config: TrainConfig,
 ) -> np.ndarray:
     """``config.n_paths`` coherent paths per series, centred on the reconciled means.
@@ -54,9 +70,8 @@ def sample_paths(
     Args:
         hier: the hierarchy (rows of ``rec`` and ``residuals`` in ``hier.ids`` order).
         rec: reconciled ``mean``, ``lo_L``, ``hi_L``, each (n_series, horizon).
-        residuals: (n_series, T) backtest errors of the chosen models.
-        cv: backtest rows (error persistence within a window).
-        chosen: series -> chosen model.
+        residuals: (n_series, K) aligned backtest errors of the chosen models.
+        phi: persistence of errors across the horizon (:func:`persistence`).
         config: horizon, levels, number of paths, seed, non-negativity.
 
     Returns:
@@ -65,12 +80,11 @@ def sample_paths(
     rng = np.random.default_rng(config.seed)
     bidx = hier.bottom_index()
     mean = rec["mean"][bidx]  # (nb, h)
-    lv = max(config.levels)
+    lv = path_level(config.levels)
     z_lv = _z(lv)
     sig_lo = np.maximum(mean - rec[f"lo_{lv}"][bidx], 0.0) / z_lv
     sig_hi = np.maximum(rec[f"hi_{lv}"][bidx] - mean, 0.0) / z_lv
     eps = _error_draws(residuals[bidx], (config.n_paths, config.horizon), rng)
-    phi = _error_persistence(cv, chosen, hier.bottom)
     z = _ar1(eps, phi)
     dev = np.where(z < 0, z * sig_lo.T[None], z * sig_hi.T[None])  # (n_paths, h, nb)
     dev += _common_shock(hier, rec, dev, lv, phi, rng)
@@ -79,6 +93,57 @@ def sample_paths(
         bottom = np.maximum(bottom, 0.0)
     full = np.einsum("sb,phb->sph", hier.S, bottom)
     return full.astype(np.float32)
+
+
+def window_sd(profile: np.ndarray, phi: float) -> float:
+    """Standard deviation of a sum of unit-scale steps shaped by ``profile``, AR(1) ``phi``."""
+    k = np.arange(profile.size)
+    corr = phi ** np.abs(k[:, None] - k[None, :])
+    return float(np.sqrt(profile @ corr @ profile))
+
+
+def persistence(bt: pl.DataFrame, cal: Calibration, ids: list[str], level: int = 80) -> float:
+    """The AR(1) ``phi`` whose window sums match the backtest's (module docstring).
+
+    Args:
+        bt: chosen-model backtest rows ``unique_id, ds, cutoff, h, y, yhat``.
+        cal: the conformal calibration (profile, quantiles, earlier scales and splits).
+        ids: the series whose windows count (the bottom series).
+        level: the central level matched (its bound must hold ``level`` % of the sums).
+
+    Returns:
+        ``phi`` in [0, 0.99]; 0 when fewer than a few full later-months windows exist.
+    """
+    h = cal.profile.size
+    scales = cal.early or cal.scales
+    split = cal.split
+    if bt.is_empty() or level not in cal.quantiles or not np.isfinite(cal.quantiles[level]):
+        return 0.0
+    sums = (
+        bt.filter(pl.col(ID_COL).is_in([u for u in ids if u in scales]))
+        .group_by(ID_COL, "cutoff")
+        .agg((pl.col(TARGET_COL) - pl.col("yhat")).sum().alias("_s"), pl.len().alias("_n"))
+        .filter(pl.col("_n") == h)
+    )
+    if split:
+        sums = sums.filter(
+            pl.col("cutoff") >= pl.col(ID_COL).replace_strict(split, return_dtype=pl.Date)
+        )
+    if sums.height < _MIN_WINDOWS:
+        return 0.0
+    unit = cal.quantiles[level] / _z(level)  # one step's sigma per unit of scale
+    scale = sums[ID_COL].replace_strict(scales, return_dtype=pl.Float64).to_numpy()
+    t = np.abs(sums["_s"].to_numpy()) / (scale * unit)
+    target = float(np.quantile(t[np.isfinite(t)], level / 100)) / _z(level)
+    lo, hi = 0.0, _PHI_MAX
+    if window_sd(cal.profile, lo) >= target:
+        return lo
+    if window_sd(cal.profile, hi) <= target:
+        return hi
+    for _ in range(40):  # window_sd grows with phi: bisection
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if window_sd(cal.profile, mid) < target else (lo, mid)
+    return (lo + hi) / 2
 
 
 def _error_draws(
@@ -132,24 +197,3 @@ def _common_shock(
     n_paths, h = dev.shape[:2]
     u = _ar1(rng.standard_normal((n_paths, h)), phi)
     return (u * extra[None])[:, :, None] * share.T[None]
-
-
-def _error_persistence(cv: pl.DataFrame, chosen: dict[str, str], bottom: list[str]) -> float:
-    """Pooled lag-1 autocorrelation of backtest errors within a window, in [0, 0.95]."""
-    if cv.is_empty():
-        return 0.0
-    cv_by = by_id(cv)
-    num = den = 0.0
-    for u in bottom:
-        m, sub = chosen.get(u), cv_by.get(u)
-        if m is None or sub is None:
-            continue
-        for part in sub.sort("cutoff", TIME_COL).partition_by("cutoff", maintain_order=True):
-            e = (part[TARGET_COL] - part[m]).to_numpy().astype(np.float64)
-            e = e[np.isfinite(e)]
-            if e.size < 3 or e.std() == 0:
-                continue
-            e = (e - e.mean()) / e.std()
-            num += float(np.sum(e[1:] * e[:-1]))
-            den += float(np.sum(e * e))
-    return float(np.clip(num / den, 0.0, 0.95)) if den > 0 else 0.0

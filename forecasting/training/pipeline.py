@@ -23,7 +23,8 @@ from forecasting.bundle import Bundle, BundleMeta
 from forecasting.calendar import working_days_frame
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL, PanelMeta, validate_panel
 from forecasting.monitoring.completion import CompletionReport, complete, load_triangle
-from forecasting.training.backtest import by_id
+from forecasting.training.adjust import ADJUSTMENTS_SCHEMA, adjust
+from forecasting.training.backtest import backtest_plan, by_id, naive_scales
 from forecasting.training.config import TrainConfig
 from forecasting.training.engines import Engine, check_engine, open_engine
 from forecasting.training.forecasts import (
@@ -36,8 +37,8 @@ from forecasting.training.forecasts import (
 )
 from forecasting.training.hierarchy import Hierarchy, aggregate_panel
 from forecasting.training.intervals import Intervals, backtest_intervals
-from forecasting.training.models import EXOGENOUS, ensemble_alias, fallback_table, min_length
-from forecasting.training.paths import sample_paths
+from forecasting.training.models import EXOGENOUS, MIN_LENGTH, ensemble_alias, fallback_table
+from forecasting.training.paths import persistence, sample_paths
 from forecasting.training.report import backtest_frame, coverage_table, run_metrics, series_frame
 from forecasting.training.selection import Selection, select
 
@@ -60,6 +61,8 @@ class TrainResult:
     timings: dict[str, float] = field(default_factory=dict)
     completion: CompletionReport | None = None
     """Care basis: what the chain-ladder completion did (None for flux basis)."""
+    adjustments: pl.DataFrame | None = None
+    """Exceptional months adjusted before fitting (:mod:`forecasting.training.adjust`)."""
 
 
 def data_fingerprint(panel: pl.DataFrame, meta: PanelMeta) -> str:
@@ -137,11 +140,12 @@ def fit(
     """Train spendcast on a bottom-level panel.
 
     Prepares the panel (care-basis completion, aggregation to every level, fallbacks for
-    degenerate series, calendar regressor), backtests every candidate with rolling origins,
-    selects each series' model by ``config.primary_metric`` (ensembles of the best k
-    included), sets the backtest intervals (model or conformal), forecasts with every
-    candidate, assembles each series' base forecast and reconciles them (coherent,
-    non-negative), draws coherent sample paths and packs the
+    degenerate series, exceptional months adjusted, calendar regressor), backtests every
+    candidate with rolling origins, selects each series' model (``config.selection``: the
+    combination unless a candidate clearly beats it), calibrates the intervals on the backtest
+    (conformal, honest about the scale's drift), forecasts with every candidate, assembles
+    each series' base forecast and reconciles the means (coherent, non-negative), draws
+    coherent sample paths whose annual sums match the backtest's, and packs the
     :class:`~forecasting.bundle.Bundle`.
 
     Args:
@@ -173,13 +177,16 @@ def fit(
             with st.stage("select"):
                 sel = _select(cv, prep, config)
             with st.stage("intervals"):
-                iv = backtest_intervals(sel.cv, sel.chosen, config.levels, config.intervals)
+                iv = backtest_intervals(
+                    sel.cv, sel.chosen, config.levels, config.intervals, prep.scales
+                )
             fc = _forecast(prep, config, runner, st)
         with st.stage("reconcile"):
             base = base_forecasts(prep.hier.ids, prep.history, prep.fallbacks, sel, iv, fc, config)
-            rec = reconcile_forecasts(prep.hier, base, sel, prep.last_ds, config)
+            rec = reconcile_forecasts(prep.hier, base, iv.backtest, prep.last_ds, config)
         with st.stage("paths"):
-            paths = sample_paths(prep.hier, rec.columns, rec.residuals, sel.cv, sel.chosen, config)
+            phi = persistence(iv.backtest, iv.calibration, prep.hier.bottom)
+            paths = sample_paths(prep.hier, rec.columns, rec.residuals, phi, config)
         with st.stage("bundle"):
             seconds = {m: cv_seconds.get(m, 0.0) + fc.seconds.get(m, 0.0) for m in config.models}
             run = _Run(panel, meta, config, prep, sel, iv, base, rec, paths, seconds, started)
@@ -193,10 +200,13 @@ class _Prepared:
     Attributes:
         history: ``unique_id, ds, y`` of every series at every level.
         hier: the hierarchy.
-        train: history of the series the candidates fit (+ working days for the calendar).
+        train: history of the series the candidates fit, exceptional months adjusted (+ working
+            days for the calendar).
         x_future: ``unique_id, ds, working_days`` over the forecast months (calendar only).
         last_ds: series -> its last observed month.
         fallbacks: ``unique_id, model, reason`` of the degenerate series.
+        adjustments: ``unique_id, ds, y, adjusted, reason`` of the adjusted months.
+        scales: series -> in-sample seasonal-naive mean absolute error of ``train``.
         completion: care basis: the paid shares by age (None otherwise).
         completion_report: care basis: what the completion did.
     """
@@ -207,6 +217,8 @@ class _Prepared:
     x_future: pl.DataFrame | None
     last_ds: dict[str, dt.date]
     fallbacks: pl.DataFrame
+    adjustments: pl.DataFrame
+    scales: dict[str, float]
     completion: pl.DataFrame | None
     completion_report: CompletionReport | None
 
@@ -218,54 +230,82 @@ def _prepare(
     triangle: pl.DataFrame | None,
     st: _Stages,
 ) -> _Prepared:
-    """Care-basis completion, aggregation, degenerate-series rules, calendar regressor."""
+    """Care-basis completion, aggregation, degenerate-series rules, adjustments, calendar."""
     completion, completion_report = None, None
     if meta.basis == "care":
         tri = triangle if triangle is not None else load_triangle(meta)
         panel, completion, completion_report = complete(panel, tri, meta)
     with st.stage("aggregate"):
         history, hier = aggregate_panel(panel, meta)
-        need = min_length(config.horizon, config.windows, config.step_size)
-        fallbacks = fallback_table(history, need)
+        fallbacks = fallback_table(history, MIN_LENGTH)
         last_ds = dict(history.group_by(ID_COL).agg(pl.col(TIME_COL).max()).iter_rows())
         train = history.filter(~pl.col(ID_COL).is_in(fallbacks[ID_COL].implode()))
+        country = config.country(meta.source)
+        adjustments = pl.DataFrame(schema=ADJUSTMENTS_SCHEMA)
+        if config.adjust_outliers:
+            train, adjustments = adjust(train, country)
         x_future = None
-        if config.calendar and any(m in EXOGENOUS for m in config.models):
+        if country == "france" and any(m in EXOGENOUS for m in config.models):
             ids = train[ID_COL].unique(maintain_order=True).to_list()
             future = future_frame(ids, last_ds, config.horizon)
             wd = working_days_frame({*history[TIME_COL], *future[TIME_COL]})
             train = train.join(wd, on=TIME_COL, how="left")
             x_future = future.join(wd, on=TIME_COL, how="left")
     return _Prepared(
-        history, hier, train, x_future, last_ds, fallbacks, completion, completion_report
+        history,
+        hier,
+        train,
+        x_future,
+        last_ds,
+        fallbacks,
+        adjustments,
+        naive_scales(train),
+        completion,
+        completion_report,
     )
 
 
 def _backtest(
     prep: _Prepared, config: TrainConfig, runner: Engine, st: _Stages
 ) -> tuple[pl.DataFrame, dict[str, float]]:
-    """Every candidate's backtest rows side by side, and the seconds each took."""
+    """Every candidate's backtest rows side by side, and the seconds each took.
+
+    Series are backtested in groups of equal (horizon, windows) (:func:`backtest_plan`): a
+    series with little history past two seasons still gets a short backtest.
+    """
     cv = pl.DataFrame(
         schema={ID_COL: pl.String, TIME_COL: pl.Date, "cutoff": pl.Date, TARGET_COL: pl.Float64}
     )
+    lengths = dict(prep.train.group_by(ID_COL).len().iter_rows())
+    plan = backtest_plan(lengths, config.horizon, config.windows, config.step_size)
     seconds: dict[str, float] = {}
     for alias in config.models:
         with st.stage(f"backtest {alias}"):
-            if prep.train.is_empty():
-                continue
             t0 = time.perf_counter()
-            cv_m = runner.cross_validation(
-                prep.train,
-                alias,
-                horizon=config.horizon,
-                windows=config.windows,
-                step=config.step_size,
-                levels=config.levels,
-            )
+            parts = [
+                runner.cross_validation(
+                    prep.train.filter(pl.col(ID_COL).is_in(ids)),
+                    alias,
+                    horizon=h,
+                    windows=w,
+                    step=config.step_size,
+                    levels=_model_levels(config),
+                    refit=config.refit,
+                )
+                for (h, w), ids in sorted(plan.items())
+            ]
+            if not parts:
+                continue
             seconds[alias] = time.perf_counter() - t0
+            cv_m = pl.concat(parts, how="diagonal_relaxed")
             keys = [ID_COL, TIME_COL, "cutoff"]
             cv = cv_m if cv.is_empty() else cv.join(cv_m.drop(TARGET_COL), on=keys, how="left")
     return cv, seconds
+
+
+def _model_levels(config: TrainConfig) -> list[int] | None:
+    """The levels the candidates compute bounds at: none for conformal intervals (faster)."""
+    return None if config.intervals == "conformal" else config.levels
 
 
 def _select(cv: pl.DataFrame, prep: _Prepared, config: TrainConfig) -> Selection:
@@ -276,9 +316,12 @@ def _select(cv: pl.DataFrame, prep: _Prepared, config: TrainConfig) -> Selection
         config.models,
         config.ensemble_kinds,
         metric=config.primary_metric,
-        ensemble_k=config.ensemble_k,
+        ensemble_k=config.members,
         level_of=prep.hier.level_of,
         fallbacks=prep.fallbacks,
+        rule=config.selection,
+        margin=config.selection_margin,
+        wins=config.selection_wins,
     )
 
 
@@ -298,7 +341,7 @@ def _forecast(
                 prep.train,
                 alias,
                 horizon=config.horizon,
-                levels=config.levels,
+                levels=_model_levels(config),
                 x_future=prep.x_future,
             )
             seconds[alias] = time.perf_counter() - t0
@@ -340,6 +383,7 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
         insample=run.base.insample,
         backtest=backtest_frame(run.iv.backtest),
         completion=prep.completion,
+        adjustments=prep.adjustments,
     )
     kept = [m for m in models if m in sel.cv.columns]
     return TrainResult(
@@ -354,6 +398,7 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
         n_series={name: len(ids) for name, ids in prep.hier.tags.items()},
         timings=timings,
         completion=prep.completion_report,
+        adjustments=prep.adjustments,
     )
 
 

@@ -1,19 +1,30 @@
-"""Model selection per series: scores, ensembles of the best k, the chosen model, the tables.
+"""Model selection per series: scores, ensembles, the chosen model, the tables.
 
-Each series with a usable history gets the candidate or ensemble that ranks first by the
-primary metric over the backtest windows; degenerate series keep the fallback named by
-their preparation (``fallbacks``). The selection table has one row per series either way.
+Two rules (``TrainConfig.selection``):
+
+- ``evidence`` (default): every series gets the combination (the first ensemble: by default
+  the median of every candidate) unless one candidate beats it clearly on its backtest: a
+  mean window loss lower by ``selection_margin`` *and* a lower loss in at least
+  ``selection_wins`` of the windows. Picking the best of several models on a few windows
+  mostly picks noise (the winner of three windows is often not next year's best); a
+  combination is rarely the worst and often the best, so it is the default and a single
+  model must earn its place. Measured on the real-data suite (benchmarks/real_suite.py).
+- ``best``: whatever ranks first by the primary metric over the windows (ensembles included).
+
+Degenerate series keep the fallback named by their preparation (``fallbacks``). The
+selection table has one row per series either way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from forecasting.data.panel import ID_COL, TIME_COL
-from forecasting.training.backtest import METRIC_NAMES, rank_models, score
-from forecasting.training.config import Metric
+from forecasting.training.backtest import METRIC_NAMES, rank_models, score, window_losses
+from forecasting.training.config import Metric, SelectionRule
 from forecasting.training.models import add_ensembles, ensemble_alias
 
 __all__ = ["Selection", "select"]
@@ -58,6 +69,9 @@ def select(
     ensemble_k: int,
     level_of: dict[str, str],
     fallbacks: pl.DataFrame,
+    rule: SelectionRule = "best",
+    margin: float = 0.0,
+    wins: float = 0.0,
 ) -> Selection:
     """Score the backtest, add the ensembles, choose each series' model and build the table.
 
@@ -70,6 +84,9 @@ def select(
         ensemble_k: members of an ensemble.
         level_of: series -> hierarchy level name.
         fallbacks: ``unique_id, model, reason`` of the degenerate series.
+        rule: ``evidence`` or ``best`` (see the module docstring).
+        margin: ``evidence``: relative improvement a candidate needs over the combination.
+        wins: ``evidence``: share of windows a candidate must win against the combination.
     """
     if cv.is_empty():
         scores = pl.DataFrame(
@@ -86,6 +103,8 @@ def select(
             scores = pl.concat([scores, score(cv, aliases, train)])
         ranks = rank_models(scores, metric)
         chosen = ranks.filter(pl.col("rank") == 1).select(ID_COL, "model")
+        if rule == "evidence" and aliases:
+            chosen = _by_evidence(cv, candidates, aliases[0], metric, margin, wins)
         members = _top_k(scores, candidates, metric, ensemble_k)
     scores = _with_level(scores, level_of).select(ID_COL, "hierarchy_level", "model", *METRIC_NAMES)
     return Selection(
@@ -95,6 +114,29 @@ def select(
         top_k=members,
         table=_table(chosen, scores, fallbacks, level_of),
     )
+
+
+def _by_evidence(
+    cv: pl.DataFrame, candidates: list[str], base: str, metric: str, margin: float, wins: float
+) -> pl.DataFrame:
+    """``unique_id, model``: ``base`` unless a candidate beats it clearly (module docstring)."""
+    losses = window_losses(cv, [*candidates, base], metric)
+    per = losses.group_by(ID_COL).agg(
+        *[pl.col(m).mean().alias(m) for m in [*candidates, base]],
+        *[(pl.col(m) < pl.col(base)).mean().alias(f"{m}|wins") for m in candidates],
+    )
+    rows = []
+    for r in per.iter_rows(named=True):
+        finite = [m for m in candidates if r[m] is not None and np.isfinite(r[m])]
+        best = min(finite, key=lambda m: r[m]) if finite else None
+        ok = (
+            best is not None
+            and r[base] is not None
+            and r[best] < (1.0 - margin) * r[base]
+            and r[f"{best}|wins"] >= wins
+        )
+        rows.append({ID_COL: r[ID_COL], "model": best if ok else base})
+    return pl.DataFrame(rows, schema={ID_COL: pl.String, "model": pl.String})
 
 
 def _with_level(df: pl.DataFrame, level_of: dict[str, str]) -> pl.DataFrame:

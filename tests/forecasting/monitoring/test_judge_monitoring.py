@@ -21,7 +21,7 @@ from forecasting.training.pipeline import fit
 from tests.panels import make_panel
 
 CUT = dt.date(2021, 12, 1)
-CONFIG = TrainConfig(models=["SeasonalNaive", "AutoETS", "AutoTheta"], windows=3, n_paths=200)
+CONFIG = TrainConfig(models=["SeasonalNaive", "AutoETS", "AutoTheta"], n_paths=200)
 
 
 def _trained(seed: int):
@@ -190,7 +190,7 @@ def test_explained_by_lists_the_children_of_a_flagged_parent(trained):
 def _flag_rate(trained_pair, level: int) -> tuple[float, int]:
     bundle, future = trained_pair
     out = detect(future, index_bundle(bundle), level=level)
-    assert (out["status"].is_in(["EXPECTED", "ANOMALY"])).all()
+    assert (out["status"].is_in(["EXPECTED", "ANOMALY", "LEVEL_SHIFT"])).all()
     return float(out["is_anomaly"].mean()), out.height  # type: ignore[arg-type]
 
 
@@ -264,3 +264,59 @@ def test_care_basis_fresh_month_is_compared_with_its_paid_share(trained):
     np.testing.assert_allclose(
         judged["expected"].to_numpy(), as_flux["expected"].to_numpy() * 0.583, rtol=1e-9
     )
+
+
+def _shifted(future: pl.DataFrame, lookup, start: int) -> pl.DataFrame:
+    """UID's held-out year with a lasting shift of 12 one-step half-widths from ``start``."""
+    obs = future.filter(pl.col("unique_id") == UID)
+    first = _one(detect(obs.head(1), lookup, level=99), UID, _month(1))
+    jump = 12 * (first["hi"] - first["lo"]) / 2
+    return obs.with_columns(
+        pl.when(pl.col("ds") >= _month(start)).then(pl.col("y") + jump).otherwise(pl.col("y"))
+    )
+
+
+@pytest.mark.parametrize("after", [2, 3])
+def test_a_lasting_shift_is_reported_once_then_accepted(trained, after):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    obs = _shifted(future, lookup, start=4)
+    out = detect(obs, lookup, level=99, shift_after=after).sort("ds")
+    status = dict(zip(out["ds"].to_list(), out["status"].to_list(), strict=True))
+    since = dict(zip(out["ds"].to_list(), out["level_shift_since"].to_list(), strict=True))
+    run = [_month(k) for k in range(4, 4 + after)]
+    assert [status[d] for d in run] == ["ANOMALY"] * (after - 1) + ["LEVEL_SHIFT"]
+    assert all(since[d] is None for d in run[:-1]) and since[run[-1]] == _month(4)
+    later = [_month(k) for k in range(4 + after, 13)]
+    # judged against the new level: back to EXPECTED, inside the shift that began in month 4
+    assert [status[d] for d in later] == ["EXPECTED"] * len(later)
+    assert all(since[d] == _month(4) for d in later)
+    # month by month (what a monitoring job does) gives the same verdicts
+    for k in (4 + after - 1, 12):
+        month = obs.filter(pl.col("ds") == _month(k))
+        earlier = obs.filter(pl.col("ds") < _month(k))
+        step = detect(month, lookup, level=99, stored=earlier, shift_after=after)
+        assert _one(step, UID, _month(k))["status"] == status[_month(k)]
+
+
+def test_without_the_shift_policy_a_lasting_shift_stays_flagged(trained):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    out = detect(_shifted(future, lookup, start=4), lookup, level=99, shift_after=0)
+    flagged = out.filter(pl.col("ds") >= _month(4))
+    assert flagged["status"].to_list() == ["ANOMALY"] * 9
+    assert flagged["level_shift_since"].null_count() == 9
+
+
+def test_a_spike_is_not_a_level_shift(trained):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    obs = future.filter(pl.col("unique_id") == UID)
+    spiked = obs.with_columns(
+        pl.when(pl.col("ds").is_in([_month(3), _month(5)]))
+        .then(pl.col("y") * 10)
+        .otherwise(pl.col("y"))
+    )
+    out = detect(spiked, lookup, level=99)
+    assert "LEVEL_SHIFT" not in out["status"].to_list()
+    assert out["level_shift_since"].null_count() == out.height

@@ -1,11 +1,17 @@
-"""Rolling-origin backtest and scoring."""
+"""Rolling-origin backtest and scoring; the backtest plan and the persistence of errors."""
 
+import datetime as dt
+from statistics import NormalDist
+
+import numpy as np
 import polars as pl
 import pytest
 
-from forecasting.training.backtest import rank_models, score
+from forecasting.training.backtest import backtest_plan, rank_models, score
 from forecasting.training.engines import run_cv
 from forecasting.training.hierarchy import aggregate_panel
+from forecasting.training.intervals import Calibration
+from forecasting.training.paths import persistence, window_sd
 from tests.panels import make_panel
 
 
@@ -34,3 +40,59 @@ def test_rank_puts_nan_last() -> None:
     )
     ranks = rank_models(sc, "mase").sort("rank")
     assert ranks["model"].to_list() == ["Z", "X", "Y"]
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(24, None), (25, (1, 1)), (30, (6, 1)), (36, (12, 1)), (40, (12, 5)), (60, (12, 25))],
+)
+def test_backtest_plan_gives_short_series_a_backtest(n: int, expected: tuple | None) -> None:
+    plan = backtest_plan({"a": n, "long": 200}, horizon=12, windows=25, step=1)
+    got = next((k for k, ids in plan.items() if "a" in ids), None)
+    assert got == expected
+    assert plan[(12, 25)][-1] == "long"
+
+
+def _ar1_backtest(phi: float, n_series: int = 40, n_windows: int = 30, h: int = 12) -> pl.DataFrame:
+    rng = np.random.default_rng(7)
+    rows = []
+    for s in range(n_series):
+        for w in range(n_windows):
+            cutoff = dt.date(2000, 1, 1) + dt.timedelta(days=31 * w)
+            z = np.empty(h)
+            z[0] = rng.standard_normal()
+            for t in range(1, h):
+                z[t] = phi * z[t - 1] + np.sqrt(1 - phi**2) * rng.standard_normal()
+            rows += [
+                {
+                    "unique_id": f"s{s}",
+                    "ds": cutoff,
+                    "cutoff": cutoff,
+                    "h": t + 1,
+                    "y": z[t],
+                    "yhat": 0.0,
+                }
+                for t in range(h)
+            ]
+    return pl.DataFrame(rows)
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.9])
+def test_persistence_recovers_how_errors_persist_over_a_window(phi: float) -> None:
+    """Window sums of AR(1) errors with unit steps: the calibrated phi is the true one."""
+    bt = _ar1_backtest(phi)
+    ids = bt["unique_id"].unique().to_list()
+    cal = Calibration(
+        profile=np.ones(12),
+        quantiles={80: NormalDist().inv_cdf(0.9)},
+        scales=dict.fromkeys(ids, 1.0),
+        early=dict.fromkeys(ids, 1.0),
+        split=dict.fromkeys(ids, dt.date(1999, 1, 1)),
+    )
+    assert persistence(bt, cal, ids) == pytest.approx(phi, abs=0.12)
+    # and the implied spread of a window sum is the one observed
+    sums = bt.group_by("unique_id", "cutoff").agg(pl.col("y").sum())["y"].to_numpy()
+    implied = window_sd(cal.profile, persistence(bt, cal, ids))
+    assert np.quantile(np.abs(sums), 0.8) / NormalDist().inv_cdf(0.9) == pytest.approx(
+        implied, rel=0.1
+    )

@@ -8,13 +8,13 @@ import pytest
 
 from forecasting.training.config import CANDIDATES
 from forecasting.training.models import (
+    MIN_LENGTH,
     add_ensembles,
     degenerate_forecast,
     degenerate_reasons,
     ensemble_alias,
     fallback_rule,
     make_model,
-    min_length,
 )
 
 
@@ -38,12 +38,14 @@ def _series(uid: str, values: list[float]) -> pl.DataFrame:
     [
         ([0.0] * 60, "all_zero"),
         ([7.5] * 60, "constant"),
-        (list(np.arange(20.0)), "short: 20 months < 42"),
+        (list(np.arange(20.0)), "short: 20 months < 25"),
+        (list(np.arange(24.0) % 12 + 1), "short: 24 months < 25"),
+        (list(np.arange(25.0) % 12 + 1), None),
         (list(np.arange(60.0) % 12 + 1), None),
     ],
 )
 def test_degenerate_rules(values: list[float], reason: str | None) -> None:
-    out = degenerate_reasons(_series("total/x", values), min_length(6, 3, 6))
+    out = degenerate_reasons(_series("total/x", values), MIN_LENGTH)
     assert (out["reason"].to_list() or [None])[0] == reason
 
 
