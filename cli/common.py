@@ -31,7 +31,10 @@ out = Console()
 
 ModelOption = Annotated[
     str | None,
-    typer.Option(help="Model URI (default: SPENDCAST_MODEL_URI or models:/spendcast@champion)."),
+    typer.Option(
+        help="Model URI: models:/NAME@ALIAS, models:/NAME/VERSION, models:/NAME/latest, "
+        "runs:/ID/model or a path (default: SPENDCAST_MODEL_URI or models:/spendcast@champion)."
+    ),
 ]
 HostOption = Annotated[str, typer.Option(help="Interface to listen on.")]
 PortOption = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]

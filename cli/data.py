@@ -49,18 +49,49 @@ def ingest(
     basis: Annotated[
         str, typer.Option(help="flux: processing month (FLX_ANN_MOI); care: care month.")
     ] = "flux",
-    measure: Annotated[str, typer.Option(help="reimbursed, presented or acts.")] = "reimbursed",
+    measure: Annotated[
+        str | None,
+        typer.Option(
+            help="reimbursed (default), presented or acts; tidy: a name for the values "
+            "(default: the value column's name, 'value' for y)."
+        ),
+    ] = None,
     scope: Annotated[
         str, typer.Option(help="all, monthly-statistic (TOP_PS5_TRG=1) or ondam (CPT_ENV_TYP 1,2).")
     ] = "all",
     hierarchy: Annotated[
         str | None,
         typer.Option(
-            help="Open DAMIR: 'executant' (default) or 'prescriber'; tidy: COL,COL top to bottom."
+            help="Open DAMIR: 'executant' (default) or 'prescriber'; tidy: COL,COL top to bottom "
+            "(any column, unique_id included; default: unique_id when the file has it)."
         ),
     ] = None,
-    date_col: Annotated[str | None, typer.Option(help="Tidy: the month column.")] = None,
-    value_col: Annotated[str | None, typer.Option(help="Tidy: the amount column.")] = None,
+    date_col: Annotated[
+        str | None, typer.Option(help="Tidy: the month column (default: ds when there).")
+    ] = None,
+    value_col: Annotated[
+        str | None, typer.Option(help="Tidy: the amount column (default: y when there).")
+    ] = None,
+    count_col: Annotated[
+        str | None,
+        typer.Option(help="Tidy: the acts (or persons) behind each amount, for --min-cell."),
+    ] = None,
+    flat: Annotated[
+        bool,
+        typer.Option(
+            "--flat",
+            help="Unrelated series (one level, different units): no meaningful total, trained "
+            "without reconciliation. Default for a unique_id,ds,y file without --hierarchy.",
+        ),
+    ] = False,
+    min_cell: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Privacy: series with a month under this many acts are pooled into their "
+            "parent's 'autres' (flat: left out); 0 turns the rule off.",
+        ),
+    ] = 10,
     fill_missing: Annotated[
         str | None, typer.Option(help="'zero' fills missing months inside a series with 0.")
     ] = None,
@@ -71,7 +102,10 @@ def ingest(
         Path | None, typer.Option(help="Per-file aggregate cache (default: beside --out).")
     ] = None,
 ) -> None:
-    """Read raw monthly files into a bottom-level panel (parquet) and a JSON report."""
+    """Read raw monthly files into a bottom-level panel (parquet) and a JSON report.
+
+    Says which format and layout it recognised; a unique_id,ds,y file needs no option.
+    """
     from forecasting.data import ingest as ingest_mod
 
     with exit_on_error():
@@ -85,8 +119,11 @@ def ingest(
             hierarchy=hierarchy,
             date_col=date_col,
             value_col=value_col,
+            count_col=count_col,
             fill_missing=fill_missing,
             on_bad_rows=on_bad_rows,
+            flat=flat,
+            min_cell=min_cell,
             cache_dir=cache_dir,
             console=console,
         )

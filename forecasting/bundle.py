@@ -11,8 +11,12 @@ Files in a bundle directory:
 ``history.parquet``    ``unique_id, ds, y`` for every series at every level (training data)
 ``forecasts.parquet``  ``unique_id, ds, mean, lo_<L>, hi_<L>`` reconciled, for trained levels
 ``series.parquet``     ``unique_id, level, parent, last_ds, model, mase, smape, coverage_<L>``
-                       , ``fallback_reason`` (null when the chosen model ran normally) and
-                       ``members`` (an ensemble's models, comma-separated; null otherwise)
+                       , ``fallback_reason`` (null when the chosen model ran normally),
+                       ``members`` (an ensemble's models, comma-separated; null otherwise),
+                       ``min_cell`` (smallest monthly count of acts; null without counts)
+                       and ``withheld`` (null, or ``<kind>: <why>`` for a series the service
+                       must not serve: ``small-cell``, ``flat-total``; see
+                       :func:`withheld_series`)
 ``paths.npz``          ``values`` float32 (n_series, n_paths, horizon), row order = ``ids``;
                        coherent across the hierarchy (parents are sums of children)
 ``insample.parquet``   ``unique_id, ds, y, fitted, lo_<L>, hi_<L>`` one-step in-sample fits
@@ -39,7 +43,15 @@ import polars as pl
 from forecasting.data.panel import ID_COL, ROOT_ID, SEP, TIME_COL
 from forecasting.errors import SpendcastError
 
-__all__ = ["Bundle", "BundleMeta", "BundleError", "level_cols", "parent_id", "depth"]
+__all__ = [
+    "Bundle",
+    "BundleMeta",
+    "BundleError",
+    "level_cols",
+    "parent_id",
+    "depth",
+    "withheld_series",
+]
 
 
 class BundleError(SpendcastError):
@@ -59,6 +71,21 @@ def parent_id(unique_id: str) -> str | None:
 def depth(unique_id: str) -> int:
     """0 for ``total``, 1 for its children, and so on."""
     return unique_id.count(SEP)
+
+
+def withheld_series(series: pl.DataFrame) -> dict[str, tuple[str, str]]:
+    """Series id -> (kind, why) of the series not to serve (``withheld`` is not null).
+
+    Bundles trained before the column existed withhold nothing.
+    """
+    if "withheld" not in series.columns:
+        return {}
+    rows = series.filter(pl.col("withheld").is_not_null()).select(ID_COL, "withheld").rows()
+    out: dict[str, tuple[str, str]] = {}
+    for uid, text in rows:
+        kind, _, why = str(text).partition(": ")
+        out[str(uid)] = (kind, why or kind)
+    return out
 
 
 @dataclass

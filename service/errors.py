@@ -24,6 +24,7 @@ __all__ = [
     "Unauthorized",
     "AuthNotConfigured",
     "UnknownSeries",
+    "SeriesWithheld",
     "InvalidParameter",
     "PayloadTooLarge",
     "ReloadFailed",
@@ -78,6 +79,20 @@ class UnknownSeries(ServiceError):
     """A ``unique_id`` the model does not know."""
 
     status, slug, title = 404, "unknown-series", "Unknown series"
+
+
+class SeriesWithheld(UnknownSeries):
+    """A series the model has but never serves; ``kind`` (the problem type) says why.
+
+    ``small-cell``: one of its months describes fewer acts than the privacy threshold;
+    ``flat-total``: the sum of unrelated series (a flat panel) is not a series.
+    """
+
+    title = "Series withheld"
+
+    def __init__(self, detail: str, *, kind: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.slug = kind
 
 
 class InvalidParameter(ServiceError):

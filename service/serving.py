@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from forecasting.bundle import Bundle
+from forecasting.bundle import Bundle, withheld_series
 from forecasting.monitoring.conditioning import warm_up
 from forecasting.monitoring.forecast import ForecastIndex, index_bundle
 
@@ -65,6 +65,8 @@ class ServedModel:
     loaded_at: dt.datetime
     load_seconds: float
     series_rows: list[dict[str, Any]] = field(default_factory=list)
+    withheld: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Series never served (privacy, flat total): id -> (kind, why); see ``withheld_series``."""
     _payloads: dict[tuple[str, int, tuple[int, ...]], bytes] = field(default_factory=dict)
 
     @classmethod
@@ -77,6 +79,7 @@ class ServedModel:
             loaded_at=dt.datetime.now(dt.UTC),
             load_seconds=load_seconds,
             series_rows=bundle.series.to_dicts(),
+            withheld=withheld_series(bundle.series),
         )
         threading.Thread(target=served.warm_up, name="spendcast-warm-up", daemon=True).start()
         return served

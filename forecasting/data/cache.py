@@ -19,7 +19,7 @@ from forecasting.data.panel import atomic_path
 
 __all__ = ["CACHE_VERSION", "CACHE_DIR", "AggregateCache", "file_sha256"]
 
-CACHE_VERSION = "2"  # 2: Open DAMIR parts keep the other month (triangle)
+CACHE_VERSION = "3"  # 2: Open DAMIR parts keep the other month (triangle); 3: acts (count)
 CACHE_DIR = ".spendcast-cache"
 """The cache folder's name beside the panel, by default."""
 

@@ -11,11 +11,16 @@ triangle of every bottom series is written beside the panel as ``PANEL.triangle.
 (hierarchy columns, ``ds`` = care month, ``processing_ds``, ``y``; rows with an unknown care
 month left out); its absolute path is recorded in the panel metadata ``spendcast.triangle``
 (``forecasting.monitoring.completion.load_triangle`` also looks beside the panel by name).
+
+Privacy (:mod:`forecasting.data.privacy`): the acts behind each amount are counted into the
+panel's ``count`` column, series with a cell under ``min_cell`` acts are pooled into their
+parent's ``autres`` (the triangle is pooled alike) and the report lists what was pooled and
+why. A tidy file has counts only with ``count_col``; without, the rule cannot apply and the
+report says so.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,21 +29,18 @@ import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from forecasting.data import codes, legacy_tables, open_damir, tidy
+from forecasting.data import codes, legacy_tables, open_damir, privacy, tidy
 from forecasting.data.aggregate import N_COL, OTHER_COL, FileStats, combine
 from forecasting.data.cache import CACHE_DIR, AggregateCache
-from forecasting.data.checks import FILL_MISSING, ON_BAD_ROWS, check_choice
+from forecasting.data.checks import FILL_MISSING, ON_BAD_ROWS, check_choice, check_measure
 from forecasting.data.inputs import FORMATS, detect_format, file_month, list_inputs
+from forecasting.data.outputs import Rules, apply_rules, check_flat, panel_meta, write_outputs
 from forecasting.data.panel import (
-    META_TRIANGLE,
+    COUNT_COL,
     PROCESSING_COL,
     TARGET_COL,
     TIME_COL,
-    PanelMeta,
-    atomic_path,
     panel_gaps,
-    triangle_path,
-    write_panel,
 )
 from forecasting.data.report import IngestReport
 from forecasting.errors import InputError
@@ -92,13 +94,16 @@ def ingest(
     *,
     fmt: str = "auto",
     basis: str = "flux",
-    measure: str = "reimbursed",
+    measure: str | None = None,
     scope: str = "all",
     hierarchy: str | None = None,
     date_col: str | None = None,
     value_col: str | None = None,
+    count_col: str | None = None,
     fill_missing: str | None = None,
     on_bad_rows: str = "error",
+    flat: bool = False,
+    min_cell: int = privacy.MIN_CELL,
     cache_dir: Path | None = None,
     console: Console | None = None,
 ) -> IngestReport:
@@ -109,13 +114,21 @@ def ingest(
         out: the panel (.parquet); the report goes to ``<stem>.report.json``.
         fmt: auto, open-damir, legacy or tidy.
         basis: flux or care.
-        measure: reimbursed, presented or acts.
+        measure: reimbursed, presented or acts (Open DAMIR, legacy; default reimbursed); for a
+            tidy file, a name for its values (default: the value column's name, ``value``
+            for the long format's ``y``).
         scope: all, monthly-statistic or ondam (Open DAMIR).
-        hierarchy: Open DAMIR executant|prescriber; tidy ``COL,COL``.
-        date_col: tidy month column.
-        value_col: tidy amount column.
+        hierarchy: Open DAMIR executant|prescriber; tidy ``COL,COL`` (default: ``unique_id``
+            when the file has it).
+        date_col: tidy month column (default: ``ds`` when the file has it).
+        value_col: tidy amount column (default: ``y`` when the file has it).
+        count_col: tidy column of the acts (or persons) behind each amount.
         fill_missing: ``zero`` fills missing months inside tidy series with 0.
         on_bad_rows: error or skip (skipped rows go to ``<stem>.quarantine.csv``).
+        flat: the series are unrelated (one level): no meaningful total; recorded in the
+            metadata (``spendcast.flat``). A tidy file in the long format is flat unless
+            ``hierarchy`` is given.
+        min_cell: small-cell threshold (:mod:`forecasting.data.privacy`); 0 turns it off.
         cache_dir: per-file aggregate cache (default ``<out dir>/.spendcast-cache``).
         console: where progress bars go (None: none).
 
@@ -126,24 +139,39 @@ def ingest(
         InputError: bad options or input; nothing is written.
     """
     out = Path(out)
-    _check_options(on_bad_rows, fill_missing)
+    _check_options(on_bad_rows, fill_missing, min_cell)
     files = list_inputs([Path(p) for p in inputs])
     chosen, why = detect_format(files, fmt)
     if console is not None:
         console.print(f"format: [bold]{chosen}[/] ({why})")
     report = IngestReport(
-        out=out, fmt=chosen, format_reason=why, measure=measure, basis=basis, scope=scope
+        out=out, fmt=chosen, format_reason=why, measure=measure or "", basis=basis, scope=scope
     )
     if chosen == "tidy":
-        return _ingest_tidy(files, report, date_col, value_col, hierarchy, fill_missing)
+        options = (date_col, value_col, hierarchy, count_col, fill_missing)
+        return _ingest_tidy(files, report, options, Rules(flat, min_cell), console)
+    if count_col:
+        raise InputError(
+            "--count-col is for tidy files",
+            column="count-col",
+            hint="Open DAMIR and legacy files count their acts themselves",
+        )
+    report.measure = measure or "reimbursed"
+    check_measure(report.measure)
     _check_one_file_a_month(files)
     levels = (
         open_damir.hierarchy_levels(hierarchy) if chosen == "open-damir" else legacy_tables.LEVELS
     )
     report.hierarchy = levels
-    reader = _Reader(chosen, basis, measure, scope, hierarchy, levels, on_bad_rows)
+    check_flat(flat, levels)
+    reader = _Reader(chosen, basis, report.measure, scope, hierarchy, levels, on_bad_rows)
     cache_folder = Path(cache_dir) if cache_dir else out.parent / CACHE_DIR
-    return _ingest_monthly(files, report, reader, reader.cache(cache_folder), console)
+    rules = Rules(flat, min_cell)
+    return _ingest_monthly(files, report, reader, reader.cache(cache_folder), rules, console)
+
+
+MEASURE_COUNTS = {"open-damir": open_damir.COUNT_COLUMN, "legacy": legacy_tables.COUNT_COLUMN}
+"""The column each format counts its acts from (the panel's ``count``)."""
 
 
 def _ingest_monthly(
@@ -151,6 +179,7 @@ def _ingest_monthly(
     report: IngestReport,
     reader: _Reader,
     cache: AggregateCache,
+    rules: Rules,
     console: Console | None,
 ) -> IngestReport:
     """Read the monthly files, combine them, write panel, quarantine, triangle and report."""
@@ -160,14 +189,23 @@ def _ingest_monthly(
     quarantine = pl.concat(totals.quarantine, how="diagonal") if totals.quarantine else None
     names = ",".join(f.name for f in files[:3]) + ("..." if len(files) > 3 else "")
     triangle = _triangle(reading.triangles, reader.levels)
-    _write(report, panel, reader.levels, f"{reader.fmt}:{names}", quarantine, triangle)
+    count = f"acts ({MEASURE_COUNTS[reader.fmt]})"
+    panel, pooling = apply_rules(panel, reader.levels, rules, report, count, console)
+    if triangle is not None:
+        triangle = privacy.relabel(triangle, pooling, reader.levels, [TIME_COL, PROCESSING_COL])
+    meta = panel_meta(report, reader.levels, f"{reader.fmt}:{names}", rules, count, panel)
+    write_outputs(report, panel, meta, quarantine, triangle)
     return report
 
 
-def _check_options(on_bad_rows: str, fill_missing: str | None) -> None:
+def _check_options(on_bad_rows: str, fill_missing: str | None, min_cell: int) -> None:
     check_choice(on_bad_rows, ON_BAD_ROWS, what="--on-bad-rows", column="on-bad-rows")
     if fill_missing is not None:
         check_choice(fill_missing, FILL_MISSING, what="--fill-missing", column="fill-missing")
+    if min_cell < 0:
+        raise InputError(
+            f"--min-cell {min_cell}: give 0 (no rule) or more", column="min-cell", hint="e.g. 10"
+        )
 
 
 def _check_one_file_a_month(files: list[Path]) -> None:
@@ -301,61 +339,45 @@ def _combine(reading: _Reading, levels: tuple[str, ...], report: IngestReport) -
     gaps = panel_gaps(panel, list(levels))
     if gaps.height:  # a series absent in a month of its span spent nothing that month
         report.filled_missing = gaps.height
-        panel = pl.concat([panel, gaps.with_columns(pl.lit(0.0).alias(TARGET_COL))], how="diagonal")
+        zero = [pl.lit(0.0).alias(TARGET_COL), pl.lit(0, dtype=pl.Int64).alias(COUNT_COL)]
+        panel = pl.concat([panel, gaps.with_columns(zero)], how="diagonal")
     return panel
 
 
 def _ingest_tidy(
     files: list[Path],
     report: IngestReport,
-    date_col: str | None,
-    value_col: str | None,
-    hierarchy: str | None,
-    fill_missing: str | None,
+    options: tuple[str | None, ...],
+    rules: Rules,
+    console: Console | None,
 ) -> IngestReport:
+    """One tidy table: its layout said, its series flat by default in the long format."""
     if len(files) != 1:
         raise InputError(
             f"give one tidy table, not {len(files)} files", hint="concatenate them first"
         )
     f = files[0]
-    panel, levels, filled = tidy.read_tidy(
-        f, date_col=date_col, value_col=value_col, hierarchy=hierarchy, fill_missing=fill_missing
+    date_col, value_col, hierarchy, count_col, fill_missing = options
+    panel, layout, filled = tidy.read_tidy(
+        f,
+        date_col=date_col,
+        value_col=value_col,
+        hierarchy=hierarchy,
+        fill_missing=fill_missing,
+        count_col=count_col,
     )
-    report.hierarchy = levels
+    rules = Rules(rules.flat or layout.long_format, rules.min_cell)
+    check_flat(rules.flat, layout.levels)
+    report.layout = layout.describe() + (" (flat: unrelated series)" if rules.flat else "")
+    if console is not None:
+        console.print(f"layout: [bold]{report.layout}[/]")
+    report.measure = report.measure or layout.measure
+    report.hierarchy = layout.levels
     report.filled_missing = filled
     report.rows_read = panel.height - filled
     report.files.append({"file": str(f), "bytes": f.stat().st_size, "cached": False})
-    _write(report, panel, levels, f"tidy:{f.name}", None)
+    count = f"'{count_col}' column" if count_col else None
+    panel, _ = apply_rules(panel, layout.levels, rules, report, count, console)
+    meta = panel_meta(report, layout.levels, f"tidy:{f.name}", rules, count, panel)
+    write_outputs(report, panel, meta, None)
     return report
-
-
-def _write(
-    report: IngestReport,
-    panel: pl.DataFrame,
-    levels: tuple[str, ...],
-    source: str,
-    quarantine: pl.DataFrame | None,
-    triangle: pl.DataFrame | None = None,
-) -> None:
-    """Write the panel (validated first: nothing written on error), quarantine, triangle, report."""
-    panel = panel.with_columns(pl.col(TARGET_COL).cast(pl.Float64))
-    report.series = panel.select(levels).n_unique() if panel.height else 0
-    monthly = panel.group_by(TIME_COL).agg(pl.col(TARGET_COL).sum()).sort(TIME_COL)
-    report.totals = {d.strftime("%Y-%m"): round(float(v), 2) for d, v in monthly.iter_rows()}
-    meta = PanelMeta(hierarchy=levels, measure=report.measure, basis=report.basis, source=source)
-    tpath = triangle_path(report.out)
-    if triangle is not None:
-        report.triangle = str(tpath)
-        meta.extra[META_TRIANGLE] = str(tpath.resolve())
-    qpath = report.out.with_name(report.out.stem + ".quarantine.csv")
-    if quarantine is not None:
-        report.quarantine = str(qpath)
-    write_panel(panel, report.out, meta)
-    if quarantine is not None:
-        with atomic_path(qpath) as tmp:
-            quarantine.write_csv(tmp)
-    if triangle is not None:
-        with atomic_path(tpath) as tmp:
-            triangle.write_parquet(tmp)
-    with atomic_path(report.report_path) as tmp:
-        tmp.write_text(json.dumps(report.to_json(), indent=2, default=str))

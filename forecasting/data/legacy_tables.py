@@ -18,10 +18,12 @@ from forecasting.data.aggregate import FileStats, aggregate_frame, combine
 from forecasting.data.checks import MEASURES, check_basis, check_columns, check_measure
 from forecasting.errors import InputError
 
-__all__ = ["LEVELS", "MEASURE_COLUMNS", "NAME_RE", "file_month", "aggregate_file"]
+__all__ = ["LEVELS", "MEASURE_COLUMNS", "COUNT_COLUMN", "NAME_RE", "file_month", "aggregate_file"]
 
 LEVELS = ("famille", "serie")
 MEASURE_COLUMNS = dict(zip(MEASURES, ("rem_mon", "rec_mon", "act_dnb"), strict=True))
+COUNT_COLUMN = "act_dnb"
+"""The acts behind each amount (the panel's ``count``, for the small-cell rule)."""
 NAME_RE = re.compile(r"^[NR](\d{4})(\d{2})\.csv$", re.IGNORECASE)
 
 
@@ -53,13 +55,15 @@ def aggregate_file(
         on_bad_rows: ``error`` or ``skip``.
 
     Returns:
-        The partial aggregate (famille, serie, ds, y, n) and the stats.
+        The partial aggregate (famille, serie, ds, y, n, count) and the stats (``count``:
+        the acts, ``act_dnb``).
     """
     check_measure(measure)
     year, month = file_month(path)
     df = _read(path)
     value_col = MEASURE_COLUMNS[measure]
-    needed = ["serie", value_col] + (["sns_date"] if basis == "care" else [])
+    needed = ["serie", *dict.fromkeys([value_col, COUNT_COLUMN])]
+    needed += ["sns_date"] if basis == "care" else []
     check_columns(needed, df.columns, file=path, hint="check the header names of this legacy table")
     if df.height == 0:
         raise InputError("the file has a header but no rows", file=path, line=2)
@@ -125,5 +129,6 @@ def _aggregate(
         level_exprs=[codes.serie_famille_expr("serie"), codes.serie_slug_expr("serie")],
         levels=LEVELS,
         on_bad_rows=on_bad_rows,
+        count_col=COUNT_COLUMN,
     )
     return combine([part], LEVELS), stats

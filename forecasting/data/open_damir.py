@@ -39,6 +39,7 @@ from forecasting.errors import InputError
 
 __all__ = [
     "MEASURE_COLUMNS",
+    "COUNT_COLUMN",
     "read_header",
     "aggregate_file",
     "hierarchy_levels",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 MEASURE_COLUMNS = dict(zip(MEASURES, ("FLT_REM_MNT", "FLT_PAI_MNT", "FLT_ACT_QTE"), strict=True))
+COUNT_COLUMN = "FLT_ACT_QTE"
+"""The acts behind each amount (the panel's ``count``, for the small-cell rule)."""
 BLOCK_BYTES = 16 * 1024 * 1024
 _HEADER_HINT = "check this is an Open DAMIR file with its original header"
 
@@ -201,7 +204,7 @@ def _needed_columns(
     levels: tuple[str, ...], value_col: str, month_cols: list[str], scope: str
 ) -> set[str]:
     """The columns a file must have for these levels, measure, basis and scope."""
-    needed = {value_col, *month_cols, "PRS_NAT"}
+    needed = {value_col, COUNT_COLUMN, *month_cols, "PRS_NAT"}
     if levels[1] == "executant":
         needed |= {"PSE_SPE_SNDS", "PSE_ACT_SNDS"}
     else:
@@ -244,7 +247,8 @@ def aggregate_file(
             processing month on care basis; null when unknown or impossible).
 
     Returns:
-        The partial aggregate (levels, [OTHER_COL,] ds, y, n) and the stats.
+        The partial aggregate (levels, [OTHER_COL,] ds, y, n, count) and the stats; ``count``
+        sums FLT_ACT_QTE (the acts behind the amounts).
 
     Raises:
         InputError: bad file, header, or (with on_bad_rows=error) bad row.
@@ -274,6 +278,7 @@ def aggregate_file(
         level_exprs=exprs,
         levels=keys,
         on_bad_rows=on_bad_rows,
+        count_col=COUNT_COLUMN,
     )
     frames = _frames(path, header, sorted(needed, key=header.index), value_col, on_bytes)
     return _sum_blocks(path, frames, block, keys)
@@ -306,9 +311,10 @@ def _frames(
     value_col: str,
     on_bytes: Callable[[int], None] | None,
 ) -> Iterator[tuple[pl.DataFrame, int]]:
-    """The needed columns of each block (amounts as numbers when they all parse), first line."""
+    """The needed columns of each block (amounts and acts as numbers when they all parse)."""
     schema = {f"column_{i + 1}": pl.String for i in range(len(header) + 1)}
-    typed = {**schema, f"column_{header.index(value_col) + 1}": pl.Float64}
+    numbers = {f"column_{header.index(c) + 1}": pl.Float64 for c in (value_col, COUNT_COLUMN)}
+    typed = {**schema, **numbers}
     idx = [header.index(c) for c in cols]
     for block, first_line in _blocks(path, on_bytes):
         try:

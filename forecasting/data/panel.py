@@ -2,13 +2,23 @@
 
 A *panel* is a long polars frame, one row per series and month. A *bottom-level* panel
 (what ``spendcast ingest`` writes) has ``ds``, ``y`` and one Utf8 column per hierarchy
-level, top to bottom; the level names, the measure, the basis and the source are kept in
-the parquet file's key-value metadata. Training aggregates it to every level, where series
-are named by ``unique_id`` (levels joined with ``/`` below the root ``total``).
+level, top to bottom (any name but ``ds``, ``y`` and ``count``: a level may be called
+``unique_id``), and optionally ``count`` (Int64: the acts, or rows, behind each amount; see
+:mod:`forecasting.data.privacy`); the level names, the measure, the basis, the source and the
+privacy facts are kept in the parquet file's key-value metadata. Training aggregates it to
+every level, where series are named by ``unique_id`` (levels joined with ``/`` below the
+root ``total``).
+
+Metadata keys: ``spendcast.hierarchy`` (levels, comma-separated), ``.measure`` (what ``y``
+is: ``reimbursed``, ``presented``, ``acts`` or a tidy file's value column), ``.basis``,
+``.source``, ``.flat`` (``true``: the series are unrelated, their total means nothing),
+``.count`` (what ``count`` counts), ``.min_cell`` (the small-cell threshold applied; ``0``:
+none) and ``.min_counts`` (JSON: series id at every level -> its smallest monthly count).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -32,6 +42,12 @@ __all__ = [
     "META_BASIS",
     "META_SOURCE",
     "META_TRIANGLE",
+    "META_FLAT",
+    "META_COUNT",
+    "META_MIN_CELL",
+    "META_MIN_COUNTS",
+    "COUNT_COL",
+    "RESERVED_LEVELS",
     "PROCESSING_COL",
     "triangle_path",
     "PanelError",
@@ -56,6 +72,14 @@ META_SOURCE = "spendcast.source"
 META_TRIANGLE = "spendcast.triangle"
 """Panel metadata key: absolute path of the care x processing triangle written beside it."""
 PROCESSING_COL = "processing_ds"
+COUNT_COL = "count"
+"""Optional panel column: the acts (or rows) behind each amount (Int64)."""
+RESERVED_LEVELS = (TIME_COL, TARGET_COL, COUNT_COL)
+"""Names a hierarchy level cannot take (the panel's own columns)."""
+META_FLAT = "spendcast.flat"
+META_COUNT = "spendcast.count"
+META_MIN_CELL = "spendcast.min_cell"
+META_MIN_COUNTS = "spendcast.min_counts"
 
 
 def triangle_path(panel_path: Path) -> Path:
@@ -70,22 +94,47 @@ class PanelError(InputError):
 
 @dataclass(frozen=True)
 class PanelMeta:
-    """What a bottom-level panel file says about itself (parquet key-value metadata)."""
+    """What a bottom-level panel file says about itself (parquet key-value metadata).
+
+    Attributes:
+        hierarchy: the level columns, top to bottom.
+        measure: what ``y`` is (``reimbursed``, ``presented``, ``acts``, or the value column's
+            name for a tidy file).
+        basis: ``flux`` or ``care``.
+        source: where the data came from.
+        flat: the series are unrelated (one level, values of different units): training does
+            not reconcile and the total is not a series (``spendcast.flat``).
+        count: what the ``count`` column counts (None: the panel has none).
+        min_cell: the small-cell threshold the panel was pooled to (0: none applied).
+        min_counts: series id (every level) -> its smallest monthly count.
+        extra: any other ``spendcast.*`` key.
+    """
 
     hierarchy: tuple[str, ...]
     measure: str = "reimbursed"
     basis: str = "flux"
     source: str = "unknown"
     extra: dict[str, str] = field(default_factory=dict)
+    flat: bool = False
+    count: str | None = None
+    min_cell: int = 0
+    min_counts: dict[str, int] = field(default_factory=dict)
 
     def to_kv(self) -> dict[str, str]:
-        return {
+        kv = {
             META_HIERARCHY: ",".join(self.hierarchy),
             META_MEASURE: self.measure,
             META_BASIS: self.basis,
             META_SOURCE: self.source,
             **self.extra,
         }
+        if self.flat:
+            kv[META_FLAT] = "true"
+        if self.count is not None:
+            kv[META_COUNT] = self.count
+            kv[META_MIN_CELL] = str(self.min_cell)
+            kv[META_MIN_COUNTS] = json.dumps(self.min_counts, sort_keys=True)
+        return kv
 
     @classmethod
     def from_kv(cls, kv: dict[str, str], *, file: str | None = None) -> PanelMeta:
@@ -96,13 +145,26 @@ class PanelMeta:
                 hint="write the panel with `spendcast ingest` or "
                 "forecasting.data.panel.write_panel",
             )
-        known = {META_HIERARCHY, META_MEASURE, META_BASIS, META_SOURCE}
+        known = {
+            META_HIERARCHY,
+            META_MEASURE,
+            META_BASIS,
+            META_SOURCE,
+            META_FLAT,
+            META_COUNT,
+            META_MIN_CELL,
+            META_MIN_COUNTS,
+        }
         return cls(
             hierarchy=tuple(kv[META_HIERARCHY].split(",")),
             measure=kv.get(META_MEASURE, "reimbursed"),
             basis=kv.get(META_BASIS, "flux"),
             source=kv.get(META_SOURCE, "unknown"),
             extra={k: v for k, v in kv.items() if k.startswith("spendcast.") and k not in known},
+            flat=kv.get(META_FLAT, "false") == "true",
+            count=kv.get(META_COUNT),
+            min_cell=int(kv.get(META_MIN_CELL, "0")),
+            min_counts={k: int(v) for k, v in json.loads(kv.get(META_MIN_COUNTS, "{}")).items()},
         )
 
 
@@ -141,10 +203,13 @@ def validate_panel(
         source: a name for the data in messages (e.g. the file path).
     """
     keys = list(hierarchy) if hierarchy is not None else [ID_COL]
+    if hierarchy is not None:
+        _check_level_names(keys, source)
     _check_columns(df, keys, source)
     if df.is_empty():
         raise PanelError("the panel has no rows", file=source, hint="check the input filters")
     _check_nulls(df, keys, source)
+    _check_count(df, source)
     _raise_first(
         df.filter(~pl.col(TARGET_COL).is_finite() | pl.col(TARGET_COL).is_null()),
         "{n} missing or non-finite value(s) in 'y', first at {first}",
@@ -178,8 +243,21 @@ def validate_panel(
             column=TIME_COL,
             hint="pass --fill-missing zero to fill gaps with 0",
         )
-    if ID_COL in keys:
+    if hierarchy is None:  # an id panel; a level named like the id column is just a level
         _check_root(df, source)
+
+
+def _check_level_names(levels: list[str], source: str | None) -> None:
+    """Levels are distinct and none takes the name of a panel column (``ds``, ``y``, ``count``)."""
+    for name in levels:
+        if name in RESERVED_LEVELS or levels.count(name) > 1 or not name:
+            raise PanelError(
+                f"hierarchy level {name!r} "
+                + ("is given twice" if levels.count(name) > 1 else "is a panel column's name"),
+                file=source,
+                column=name,
+                hint=f"levels are distinct and not named {', '.join(RESERVED_LEVELS)}",
+            )
 
 
 def _check_columns(df: pl.DataFrame, keys: list[str], source: str | None) -> None:
@@ -193,13 +271,27 @@ def _check_columns(df: pl.DataFrame, keys: list[str], source: str | None) -> Non
                 column=name,
                 hint="a panel needs ds (Date), y (Float64) and its key columns",
             )
-        if df.schema[name] != dtype:
+        if df.schema[name] != dtype:  # (count is checked apart: it is optional)
             raise PanelError(
                 f"column '{name}' is {df.schema[name]}, expected {dtype}",
                 file=source,
                 column=name,
                 hint=f"cast it with pl.col('{name}').cast(pl.{dtype})",
             )
+
+
+def _check_count(df: pl.DataFrame, source: str | None) -> None:
+    """The optional ``count`` column is Int64 without nulls."""
+    if COUNT_COL not in df.columns:
+        return
+    if df.schema[COUNT_COL] != pl.Int64 or df[COUNT_COL].null_count():
+        raise PanelError(
+            f"column '{COUNT_COL}' must be Int64 without nulls (is {df.schema[COUNT_COL]}, "
+            f"{df[COUNT_COL].null_count()} null)",
+            file=source,
+            column=COUNT_COL,
+            hint="the count column holds the acts (or rows) behind each amount",
+        )
 
 
 def _check_nulls(df: pl.DataFrame, keys: list[str], source: str | None) -> None:
@@ -268,7 +360,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def write_panel(df: pl.DataFrame, path: str | os.PathLike[str], meta: PanelMeta) -> None:
     """Validate and write a bottom-level panel atomically with its metadata."""
     validate_panel(df, meta.hierarchy, source=str(path))
-    ordered = df.select([*meta.hierarchy, TIME_COL, TARGET_COL]).sort([*meta.hierarchy, TIME_COL])
+    cols = [
+        *meta.hierarchy,
+        TIME_COL,
+        TARGET_COL,
+        *([COUNT_COL] if COUNT_COL in df.columns else []),
+    ]
+    ordered = df.select(cols).sort([*meta.hierarchy, TIME_COL])
     table = ordered.to_arrow()
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta.to_kv()})
     with atomic_path(path) as tmp:

@@ -11,7 +11,7 @@ from pathlib import Path
 import mlflow
 
 from forecasting.bundle import Bundle, BundleError
-from forecasting.errors import SpendcastError
+from forecasting.errors import InputError, SpendcastError
 from forecasting.tracking.client import connect, tracking_uri
 from forecasting.tracking.pyfunc import BUNDLE_KEY
 
@@ -34,15 +34,35 @@ class LoadedModel:
     reason: str | None = None
 
 
+_URI_FORMS = (
+    "models:/NAME/latest, models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/model "
+    "or a local directory"
+)
+
+
 def _parse_models_uri(uri: str) -> tuple[str | None, str | None, str | None]:
+    """(name, version, alias) of a ``models:/`` URI; ``version`` may be ``latest``.
+
+    Raises:
+        InputError: a ``models:/`` URI in none of the MLflow forms (names the forms).
+    """
     if not uri.startswith("models:/"):
         return None, None, None
     rest = uri.removeprefix("models:/")
+    name, alias, version = rest, None, None
     if "@" in rest:
         name, alias = rest.split("@", 1)
-        return name, None, alias
-    name, _, ver = rest.partition("/")
-    return name, ver or None, None
+    else:
+        name, _, version = rest.partition("/")
+        if version.lower() == "latest":
+            version = "latest"
+        elif not version.isdigit():
+            version = None
+    if not name or "/" in name or (alias is None and version is None) or alias == "":
+        raise InputError(
+            f"cannot read the model URI {uri!r}", column="model", hint=f"use {_URI_FORMS}"
+        )
+    return name, version, alias
 
 
 def _cache_key(uri: str) -> str:
@@ -50,27 +70,40 @@ def _cache_key(uri: str) -> str:
 
 
 def _resolve(uri: str) -> tuple[str | None, str | None, str | None, str | None]:
-    """(name, version, alias, run_id) of a model URI, asking the registry where needed."""
+    """(name, version, alias, run_id) of a model URI, asking the registry where needed.
+
+    ``models:/NAME/latest`` resolves to the highest registered version of NAME.
+    """
     name, version, alias = _parse_models_uri(uri)
     run_id = None
     if name is not None:
         mlflow_client = connect()
-        mv = (
-            mlflow_client.get_model_version_by_alias(name, alias)
-            if alias
-            else mlflow_client.get_model_version(name, version or "")
-        )
+        if alias:
+            mv = mlflow_client.get_model_version_by_alias(name, alias)
+        elif version == "latest":
+            versions = mlflow_client.search_model_versions(f"name = '{name}'")
+            if not versions:
+                raise SpendcastError(f"registered model {name!r} has no version")
+            mv = max(versions, key=lambda v: int(v.version))
+        else:
+            mv = mlflow_client.get_model_version(name, version or "")
         version, run_id = str(mv.version), mv.run_id
     elif uri.startswith("runs:/"):
         run_id = uri.removeprefix("runs:/").split("/", 1)[0]
     return name, version, alias, run_id
 
 
+def _artifact_uri(uri: str, name: str | None, version: str | None) -> str:
+    """What to download: a registered model by its resolved version, anything else as given."""
+    return f"models:/{name}/{version}" if name is not None and version is not None else uri
+
+
 def load_model(uri: str, cache_dir: str | Path | None = None) -> LoadedModel:
     """Load a spendcast pyfunc model's bundle; fall back to the cache if the store is down.
 
     Args:
-        uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model`` or a path.
+        uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``models:/NAME/latest``
+            (the highest version), ``runs:/ID/model`` or a local directory.
         cache_dir: where a copy of the last good load is kept.
 
     Raises:
@@ -83,7 +116,7 @@ def load_model(uri: str, cache_dir: str | Path | None = None) -> LoadedModel:
         reason = f"could not load {uri} from {tracking_uri()}: {type(exc).__name__}: {exc}"
         if cache is not None and (cache / "bundle").exists():
             return _from_cache(cache, uri, reason + "; serving the cached copy")
-        if isinstance(exc, BundleError):
+        if isinstance(exc, (BundleError, InputError)):  # a broken bundle or a bad URI
             raise
         raise SpendcastError(
             reason
@@ -103,7 +136,9 @@ def _load(uri: str) -> tuple[LoadedModel, Path]:
     else:
         connect()
         name, version, alias, run_id = _resolve(uri)
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+        local = Path(
+            mlflow.artifacts.download_artifacts(artifact_uri=_artifact_uri(uri, name, version))
+        )
     bundle_dir = local / "artifacts" / BUNDLE_KEY
     if not bundle_dir.exists():
         bundle_dir = local

@@ -215,8 +215,10 @@ def train(
         fit_fn: replaces ``forecasting.training.fit`` (same signature), for tests.
     """
     from forecasting.data.panel import read_panel
+    from forecasting.training.panel_rules import for_panel
 
     panel, meta = read_panel(panel_path)
+    config, _ = for_panel(config, meta)  # logged as trained (a flat panel: reconciliation none)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     if fit_fn is None:
         from forecasting.training.pipeline import fit

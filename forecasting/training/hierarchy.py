@@ -70,8 +70,11 @@ def aggregate_panel(panel: pl.DataFrame, meta: PanelMeta) -> tuple[pl.DataFrame,
         ``unique_id, ds, y`` for every series (sorted) and the :class:`Hierarchy`.
     """
     levels = list(meta.hierarchy)
-    df = panel.select([*levels, TIME_COL, TARGET_COL]).with_columns(pl.lit(ROOT_ID).alias("_root"))
-    spec = [["_root", *levels[:i]] for i in range(len(levels) + 1)]
+    inner = [f"_level{i}" for i in range(len(levels))]  # any level name works (unique_id too)
+    df = panel.select(
+        *[pl.col(c).alias(n) for c, n in zip(levels, inner, strict=True)], TIME_COL, TARGET_COL
+    ).with_columns(pl.lit(ROOT_ID).alias("_root"))
+    spec = [["_root", *inner[:i]] for i in range(len(levels) + 1)]
     y_df, s_df, tags_raw = hf_aggregate(df, spec)
     y_df = pl.from_pandas(y_df) if not isinstance(y_df, pl.DataFrame) else y_df
     s_pl = pl.from_pandas(s_df) if not isinstance(s_df, pl.DataFrame) else s_df

@@ -23,6 +23,7 @@ from forecasting.bundle import Bundle, BundleMeta
 from forecasting.calendar import working_days_frame
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL, PanelMeta, validate_panel
 from forecasting.monitoring.completion import CompletionReport, complete, load_triangle
+from forecasting.training import panel_rules
 from forecasting.training.adjust import ADJUSTMENTS_SCHEMA, adjust
 from forecasting.training.backtest import backtest_plan, by_id, naive_scales
 from forecasting.training.config import TrainConfig
@@ -169,6 +170,7 @@ def fit(
     """
     check_engine(engine)
     validate_panel(panel, meta.hierarchy)
+    config = panel_rules.apply(config, meta)  # flat panels: no reconciliation
     started = time.perf_counter()
     with _Stages(_stage_names(config.models), progress) as st:
         prep = _prepare(panel, meta, config, triangle, st)
@@ -370,14 +372,19 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
     """Coverage, metrics, series table and the :class:`Bundle`, as a :class:`TrainResult`."""
     prep, sel, levels = run.prep, run.sel, run.config.levels
     models = [*run.config.models, *[ensemble_alias(k) for k in run.config.ensemble_kinds]]
-    coverage = coverage_table(run.iv.backtest, levels, prep.hier.level_of)
-    metrics, model_metrics = run_metrics(sel.table, sel.scores, coverage, models, run.seconds)
+    scored = [panel_rules.scored(f, run.meta) for f in (run.iv.backtest, sel.table, sel.scores)]
+    coverage = coverage_table(scored[0], levels, prep.hier.level_of)
+    metrics, model_metrics = run_metrics(scored[1], scored[2], coverage, models, run.seconds)
     metrics["fit_seconds"] = time.perf_counter() - run.started
     bundle = Bundle(
         meta=_bundle_meta(run, models, metrics),
         history=prep.history,
         forecasts=run.rec.forecasts,
-        series=series_frame(prep.hier, sel.table, run.iv.backtest, prep.last_ds, levels, sel.top_k),
+        series=panel_rules.series_columns(
+            series_frame(prep.hier, sel.table, run.iv.backtest, prep.last_ds, levels, sel.top_k),
+            run.panel,
+            run.meta,
+        ),
         path_ids=list(prep.hier.ids),
         paths=run.paths,
         insample=run.base.insample,

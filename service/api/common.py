@@ -8,19 +8,36 @@ from dataclasses import asdict
 
 from forecasting.monitoring.forecast import SeriesForecast
 from service.api.schemas import ModelPublic
-from service.errors import InvalidParameter, UnknownSeries
+from service.errors import InvalidParameter, SeriesWithheld, UnknownSeries
 from service.serving import ServedModel, clean
 
-__all__ = ["series_of", "check_horizon", "check_levels", "model_public", "clean"]
+__all__ = [
+    "series_of",
+    "check_served",
+    "check_horizon",
+    "check_levels",
+    "model_public",
+    "clean",
+]
+
+
+def check_served(model: ServedModel, unique_ids: Sequence[str], field: str = "unique_id") -> None:
+    """:class:`SeriesWithheld` (404, problem type ``small-cell`` or ``flat-total``) for the
+    first withheld series among ``unique_ids``: the service never serves nor stores one."""
+    for uid in unique_ids:
+        if uid in model.withheld:
+            kind, why = model.withheld[uid]
+            raise SeriesWithheld(f"series '{uid}' is withheld: {why}", kind=kind, field=field)
 
 
 def series_of(model: ServedModel, unique_id: str) -> SeriesForecast:
-    """The series, or :class:`UnknownSeries` (404) naming what exists."""
+    """The series, or 404: :class:`SeriesWithheld` saying why, :class:`UnknownSeries`."""
+    check_served(model, [unique_id])
     s = model.lookup.get(unique_id)
     if s is None:
         raise UnknownSeries(
             f"unknown series '{unique_id}'; GET /v1/series lists the "
-            f"{len(model.lookup)} series of this model",
+            f"{len(model.lookup) - len(model.withheld)} series of this model",
             field="unique_id",
         )
     return s
@@ -70,6 +87,6 @@ def model_public(model: ServedModel) -> ModelPublic:
         alias=m.alias,
         run_id=m.run_id or meta.run_id,
         from_cache=m.from_cache,
-        n_series=len(model.lookup),
+        n_series=len(model.lookup) - len(model.withheld),
         metrics={k: float(v) for k, v in meta.metrics.items() if math.isfinite(float(v))},
     )

@@ -279,3 +279,57 @@ def test_real_fit_is_logged_and_served_back(
     assert loaded.run_id == out.run_id
     assert loaded.bundle.meta.run_id == out.run_id
     assert loaded.bundle.forecast().equals(result.bundle.forecast())
+
+
+@pytest.mark.parametrize(
+    ("uri", "version", "alias"),
+    [
+        (f"models:/{NAME}/latest", "4", None),  # the highest version ("other")
+        (f"models:/{NAME}/2", "2", None),
+        (f"models:/{NAME}@champion", "3", "champion"),
+        ("runs:/{better}/model", None, None),
+        ("{local}", None, None),
+    ],
+)
+def test_every_mlflow_uri_form_loads(
+    store: dict[str, Any], tmp_path: Path, uri: str, version: str | None, alias: str | None
+) -> None:
+    better = store["runs"]["better"].run_id
+    local = make_result(seed=5).bundle.save(tmp_path / "bundle")
+    loaded = tracking.load_model(uri.format(better=better, local=local))
+    assert (loaded.version, loaded.alias) == (version, alias)
+    if uri.startswith("runs:/"):
+        assert loaded.run_id == better
+    if version == "4":
+        assert loaded.run_id == store["runs"]["other"].run_id
+
+
+def test_detect_and_serve_take_models_latest(store: dict[str, Any], tmp_path: Path) -> None:
+    """`detect --model models:/NAME/latest` and SPENDCAST_MODEL_URI=models:/NAME/latest work."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from service.config import Settings
+    from service.main import create_app
+
+    fc = make_result().bundle.forecasts.group_by("unique_id").head(1)
+    obs = tmp_path / "obs.csv"
+    fc.select("unique_id", "ds", pl.col("mean").alias("y")).write_csv(obs)
+    r = CliRunner().invoke(app, ["detect", str(obs), "--model", f"models:/{NAME}/latest"])
+    assert r.exit_code == 0, r.output
+    assert "flagged of" in r.output
+    r = CliRunner().invoke(app, ["detect", str(obs), "--model", f"models:/{NAME}"])
+    assert r.exit_code == 2 and "models:/NAME/latest" in r.output, r.output
+    settings = Settings(
+        model_uri=f"models:/{NAME}/latest",
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        cache_dir=tmp_path / "cache",
+    )
+    with TestClient(create_app(settings)) as client:
+        for _ in range(200):
+            if client.get("/readyz").status_code == 200:
+                break
+            time.sleep(0.05)
+        model = client.get("/v1/model").json()
+    assert (model["name"], model["version"]) == (NAME, "4")

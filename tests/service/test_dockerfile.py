@@ -4,8 +4,9 @@ No Docker engine here, so the test interprets the Dockerfile: stages, WORKDIR, C
 and CMD, with the image's absolute paths (/src, /opt/venv, /data) mapped under a temporary
 root. One trick keeps it fast and offline: right after the venv is created, a ``.pth`` file
 makes this project's already-installed dependencies visible to it (like
-``--system-site-packages``), so the Dockerfile's ``pip install .`` builds and installs the
-project itself and finds its dependencies satisfied. Runtime-stage RUN lines (useradd, chown)
+``--system-site-packages``), so the Dockerfile's ``pip install --require-hashes -r
+requirements.lock`` finds the locked versions satisfied (``make`` installed the same lock) and
+``pip install .`` builds and installs the project itself. Runtime-stage RUN lines (useradd, chown)
 need root and are not run; the user switch is checked statically.
 """
 
@@ -62,7 +63,11 @@ def exec_form(args: str) -> list[str]:
 
 def test_dockerfile_shape():
     stages = parse(ROOT / "Dockerfile")
-    assert len(stages) >= 2 and all(s["base"] == "python:3.11-slim" for s in stages)
+    assert len(stages) >= 2
+    bases = {s["base"] for s in stages}
+    assert len(bases) == 1 and re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", *bases)
+    build_runs = [a for i, a in stages[0]["steps"] if i == "RUN"]
+    assert any("--require-hashes -r requirements.lock" in a for a in build_runs)
     final = dict((i, a) for i, a in stages[-1]["steps"])  # last occurrence wins
     assert final["USER"] not in ("root", "0")
     assert final["EXPOSE"] == "8000"

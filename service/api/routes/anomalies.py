@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from forecasting.monitoring.judge import judge
 from forecasting.monitoring.judgement import insample_levels, judge_insample
-from service.api.common import series_of
+from service.api.common import check_served, series_of
 from service.api.deps import ApiKey, MetricsDep, ModelDep, RequestId, SettingsDep, StoreDep
 from service.api.schemas import (
     DetectRequest,
@@ -61,13 +61,18 @@ def detect(
     A flagged parent lists in ``explained_by`` its children judged for the same month (in
     the request or stored) with their deviations, largest first. The same (series, month,
     value) posted again is not stored twice; a new value for a stored (series, month) is
-    stored as the next ``revision`` and later months are re-judged on it."""
+    stored as the next ``revision`` and later months are re-judged on it.
+
+    A request naming a withheld series (privacy: a month under the threshold of acts; the
+    total of a flat panel) gets 404 (problem type ``small-cell`` or ``flat-total``) and
+    nothing is stored."""
     if len(body.observations) > settings.max_observations:
         raise InvalidParameter(
             f"{len(body.observations)} observations; at most {settings.max_observations} per call",
             field="observations",
         )
     ids = {o.unique_id for o in body.observations}
+    check_served(model, sorted(ids), field="observations")  # nothing stored for a withheld id
     ids |= {c for u in list(ids) for c in model.lookup.children.get(u, ())}
     known = store.latest(sorted(ids), dt.date.fromisoformat(model.bundle.meta.last_ds))
     judgements = judge(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from service.api.common import check_horizon, check_levels, clean, series_of
+from service.api.common import check_horizon, check_levels, check_served, clean, series_of
 from service.api.deps import ModelDep
 from service.api.schemas import ForecastColumns, ForecastRequest, ForecastSeries
 from service.errors import UnknownSeries
@@ -84,6 +84,7 @@ async def post_forecast(
 ) -> ForecastColumns | Response:
     """The same as GET for many ids at once; arrays have one element per (series, month)."""
     ids = list(dict.fromkeys(body.unique_ids))
+    check_served(model, ids, field="unique_ids")
     unknown = [u for u in ids if u not in model.lookup]
     if unknown:
         raise UnknownSeries(

@@ -35,8 +35,11 @@ async def list_series(
     model: ModelDep,
     level: str | None = Query(None, description="Only series of this hierarchy level."),
 ) -> SeriesList:
-    """Id, level, parent, last observed month, chosen model, backtest MASE and coverage."""
-    rows = [_public(r) for r in model.series_rows]
+    """Id, level, parent, last observed month, chosen model, backtest MASE and coverage.
+
+    Withheld series are not listed: a series with a month under the privacy threshold of
+    acts (its amounts are in its parent's ``autres``), or the total of a flat panel."""
+    rows = [_public(r) for r in model.series_rows if r["unique_id"] not in model.withheld]
     if level is not None:
         rows = [r for r in rows if r.level == level]
     return SeriesList(count=len(rows), series=rows)

@@ -81,7 +81,7 @@ def test_open_damir_totals_exact(
     od_dir: Path, tmp_path: Path, basis: str, measure: str, col: str, scope: str
 ) -> None:
     out = tmp_path / "p.parquet"
-    report = ingest([od_dir], out, basis=basis, measure=measure, scope=scope)
+    report = ingest([od_dir], out, basis=basis, measure=measure, scope=scope, min_cell=0)
     panel, meta = read_panel(out)
     assert meta.hierarchy == ("famille", "executant") and meta.basis == basis
     raw = _raw_od(od_dir).with_columns(pl.col(col).cast(pl.Float64).alias("v"))
@@ -174,7 +174,7 @@ def test_no_row_lost(
     write_od(d / "A202401.csv.gz", recs)
     file_sum = sum(c for c, *_ in rows) / 100
     try:
-        report = ingest([d], d / "out" / "p.parquet", basis=basis, scope=scope)
+        report = ingest([d], d / "out" / "p.parquet", basis=basis, scope=scope, min_cell=0)
     except InputError as exc:  # everything excluded: no panel, clear message
         assert "no rows" in str(exc)
         return
@@ -188,20 +188,20 @@ def test_cache_reads_only_new_file(tmp_path: Path) -> None:
     d = tmp_path / "in"
     d.mkdir()
     write_od(d / "A202401.csv.gz", [od_row()])
-    first = ingest([d], tmp_path / "p.parquet")
+    first = ingest([d], tmp_path / "p.parquet", min_cell=0)
     assert [f["cached"] for f in first.files] == [False]
     write_od(d / "A202402.csv.gz", [od_row(FLX_ANN_MOI="202402", FLT_REM_MNT="5.5")])
-    second = ingest([d], tmp_path / "p.parquet")
+    second = ingest([d], tmp_path / "p.parquet", min_cell=0)
     assert [f["cached"] for f in second.files] == [True, False]
     assert second.totals == {"2024-01": 10.0, "2024-02": 5.5}
     saved = json.loads((tmp_path / "p.report.json").read_text())
     assert saved["files"][0]["cached"] is True
     # changed content with the same name is read again; other options are another key
     write_od(d / "A202401.csv.gz", [od_row(FLT_REM_MNT="7")])
-    third = ingest([d], tmp_path / "p.parquet")
+    third = ingest([d], tmp_path / "p.parquet", min_cell=0)
     assert [f["cached"] for f in third.files] == [False, True]
     assert third.totals["2024-01"] == 7.0
-    fourth = ingest([d], tmp_path / "p.parquet", measure="presented")
+    fourth = ingest([d], tmp_path / "p.parquet", measure="presented", min_cell=0)
     assert [f["cached"] for f in fourth.files] == [False, False]
 
 
@@ -209,7 +209,7 @@ def test_prescriber_hierarchy_and_55_columns(tmp_path: Path) -> None:
     cols = COLS[:-1]
     write_od(tmp_path / "A202401.csv", [od_row(PSP_SPE_SNDS="1")], cols)
     report = ingest(
-        [tmp_path / "A202401.csv"], tmp_path / "o" / "p.parquet", hierarchy="prescriber"
+        [tmp_path / "A202401.csv"], tmp_path / "o" / "p.parquet", hierarchy="prescriber", min_cell=0
     )
     panel, meta = read_panel(tmp_path / "o" / "p.parquet")
     assert meta.hierarchy == ("famille", "prescripteur")
@@ -322,7 +322,7 @@ def test_skip_bad_rows_quarantine(tmp_path: Path) -> None:
         [od_row(), od_row(FLT_REM_MNT="abc"), od_row(SOI_MOI="13"), od_row(FLT_REM_MNT="2.5")],
     )
     out = tmp_path / "p.parquet"
-    report = ingest([d], out, basis="care", on_bad_rows="skip")
+    report = ingest([d], out, basis="care", on_bad_rows="skip", min_cell=0)
     assert report.rows_rejected == {"non-numeric amount": 1, "impossible month": 1}
     q = pl.read_csv(tmp_path / "p.quarantine.csv", infer_schema=False)
     assert sorted(q["line"].to_list()) == ["3", "4"]

@@ -32,10 +32,10 @@ def test_parquet_and_fill(tmp_path: Path) -> None:
     pl.DataFrame(
         {"when": ["2024-01", "2024-04"], "a": ["x", "x"], "b": ["y", "y"], "cost": [1.5, 2.0]}
     ).write_parquet(f)
-    panel, levels, filled = tidy.read_tidy(
+    panel, layout, filled = tidy.read_tidy(
         f, date_col="when", value_col="cost", hierarchy="a,b", fill_missing="zero"
     )
-    assert levels == ("a", "b") and filled == 2
+    assert layout.levels == ("a", "b") and filled == 2 and not layout.long_format
     assert panel.sort("ds")["y"].to_list() == [1.5, 0.0, 0.0, 2.0]
 
 
