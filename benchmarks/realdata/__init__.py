@@ -1,0 +1,1 @@
+"""The real-data evaluation suite's parts; ``benchmarks/real_suite.py`` runs them."""
