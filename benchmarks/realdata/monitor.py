@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
-from forecasting.monitoring.judge import detect, index_bundle
+from forecasting.monitoring.forecast import index_bundle
+from forecasting.monitoring.judge import detect
 
 from .protocol import FLAGGED, HORIZON, KINDS, MONITOR_LEVEL, NOT_JUDGED, Z_99, quiet
 from .runs import OriginRun

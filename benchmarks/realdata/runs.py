@@ -15,8 +15,8 @@ import polars as pl
 
 from forecasting.data.panel import ID_COL, ROOT_ID, TARGET_COL, TIME_COL
 from forecasting.monitoring.projections import annual_projection
-from forecasting.training.backtest import make_sf
 from forecasting.training.config import TrainConfig
+from forecasting.training.engines import make_sf
 from forecasting.training.hierarchy import aggregate_panel, level_of
 from forecasting.training.models import make_model
 from forecasting.training.pipeline import TrainResult, fit
