@@ -12,7 +12,9 @@ Files in a bundle directory:
 ``forecasts.parquet``  ``unique_id, ds, mean, lo_<L>, hi_<L>`` reconciled, for trained levels
 ``series.parquet``     ``unique_id, level, parent, last_ds, model, mase, smape, coverage_<L>``
                        , ``fallback_reason`` (null when the chosen model ran normally) and
-                       ``members`` (an ensemble's models, comma-separated; null otherwise)
+                       ``members`` (an ensemble's models, comma-separated; null otherwise),
+                       ``label`` (display label, :mod:`forecasting.data.labels`; absent in
+                       bundles trained before labels: the service then shows the last member)
 ``paths.npz``          ``values`` float32 (n_series, n_paths, horizon), row order = ``ids``;
                        coherent across the hierarchy (parents are sums of children)
 ``insample.parquet``   ``unique_id, ds, y, fitted, lo_<L>, hi_<L>`` one-step in-sample fits

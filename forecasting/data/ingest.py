@@ -29,6 +29,7 @@ from forecasting.data.aggregate import N_COL, OTHER_COL, FileStats, combine
 from forecasting.data.cache import CACHE_DIR, AggregateCache
 from forecasting.data.checks import FILL_MISSING, ON_BAD_ROWS, check_choice
 from forecasting.data.inputs import FORMATS, detect_format, file_month, list_inputs
+from forecasting.data.labels import labels_kv
 from forecasting.data.panel import (
     META_TRIANGLE,
     PROCESSING_COL,
@@ -343,6 +344,7 @@ def _write(
     monthly = panel.group_by(TIME_COL).agg(pl.col(TARGET_COL).sum()).sort(TIME_COL)
     report.totals = {d.strftime("%Y-%m"): round(float(v), 2) for d, v in monthly.iter_rows()}
     meta = PanelMeta(hierarchy=levels, measure=report.measure, basis=report.basis, source=source)
+    meta.extra.update(labels_kv(panel, levels, source))
     tpath = triangle_path(report.out)
     if triangle is not None:
         report.triangle = str(tpath)

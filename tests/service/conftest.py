@@ -184,3 +184,27 @@ def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
         run.log_result(result)
         run.register("spendcast-pbs", promote=True)
     return {"uri": "models:/spendcast-pbs@champion", "bundle": result.bundle}
+
+
+@pytest.fixture(scope="session")
+def damir_model(real_model, tmp_path_factory) -> dict[str, Any]:
+    """A model trained on generated Open DAMIR files (synth -> ingest -> fit): real code
+    labels and a French calendar; registered in ``real_model``'s tmp MLflow store under
+    ``spendcast-damir``."""
+    from forecasting.data import synth
+    from forecasting.data.ingest import ingest
+    from forecasting.data.panel import read_panel
+    from forecasting.tracking import training_run
+    from forecasting.training.config import TrainConfig
+    from forecasting.training.pipeline import fit
+
+    tmp = tmp_path_factory.mktemp("damir")
+    synth.generate(tmp / "raw", start="2020-01", end="2023-12", rows_per_month=1000, seed=0)
+    ingest([tmp / "raw"], tmp / "panel.parquet")
+    panel, meta = read_panel(tmp / "panel.parquet")
+    config = TrainConfig(models=["SeasonalNaive", "AutoETS"], windows=3, n_paths=200)
+    result = fit(panel, meta, config)
+    with training_run(config, experiment="service-tests-damir") as run:
+        run.log_result(result)
+        run.register("spendcast-damir", promote=True)
+    return {"uri": "models:/spendcast-damir@champion", "bundle": result.bundle}
