@@ -189,8 +189,9 @@ def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def damir_model(real_model, tmp_path_factory) -> dict[str, Any]:
     """A model trained on generated Open DAMIR files (synth -> ingest -> fit): real code
-    labels and a French calendar; registered in ``real_model``'s tmp MLflow store under
-    ``spendcast-damir``."""
+    labels and a French calendar; five years, the fewest that let every candidate be
+    backtested (with fewer, every series falls back to SeasonalNaive); registered in
+    ``real_model``'s tmp MLflow store under ``spendcast-damir``."""
     from forecasting.data import synth
     from forecasting.data.ingest import ingest
     from forecasting.data.panel import read_panel
@@ -199,7 +200,7 @@ def damir_model(real_model, tmp_path_factory) -> dict[str, Any]:
     from forecasting.training.pipeline import fit
 
     tmp = tmp_path_factory.mktemp("damir")
-    synth.generate(tmp / "raw", start="2020-01", end="2023-12", rows_per_month=1000, seed=0)
+    synth.generate(tmp / "raw", start="2015-01", end="2019-12", rows_per_month=1000, seed=0)
     ingest([tmp / "raw"], tmp / "panel.parquet")
     panel, meta = read_panel(tmp / "panel.parquet")
     config = TrainConfig(models=["SeasonalNaive", "AutoETS"], windows=3, n_paths=200)
