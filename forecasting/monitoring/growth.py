@@ -164,13 +164,18 @@ def _statistics(x: np.ndarray, ds: Sequence[dt.date]) -> dict[str, np.ndarray]:
     }
 
 
-def _quantiles(values: np.ndarray, level: int) -> tuple[np.ndarray, np.ndarray]:
-    """Central ``level`` % interval over axis 0, ignoring undefined paths (NaN)."""
-    alpha = (100 - level) / 200
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
-        q = np.nanquantile(values, [alpha, 1 - alpha], axis=0)
-    return q[0], q[1]
+def _intervals(
+    values: np.ndarray, levels: Sequence[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Central intervals at each level over axis 0, ignoring undefined paths (NaN)."""
+    probs = [p for lv in levels for p in ((100 - lv) / 200, 1 - (100 - lv) / 200)]
+    if np.isfinite(values).all():
+        q = np.quantile(values, probs, axis=0)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            q = np.nanquantile(values, probs, axis=0)
+    return {int(lv): (q[2 * i], q[2 * i + 1]) for i, lv in enumerate(levels)}
 
 
 @dataclass
@@ -203,13 +208,17 @@ def growth_table(tl: Timeline, levels: Sequence[int] = (80, 95)) -> GrowthTable:
     if tl.samples is None or not tl.projected.any():
         return table
     cols = np.flatnonzero(tl.projected)
-    per_path = _statistics(tl.samples, tl.ds)
     n = len(tl.ds)
+    # the paths' statistics of the projected months need at most the 24 months before them,
+    # from a January on (year to date): the rest of the history is left out
+    start = max(0, int(cols[0]) - 24)
+    start = max(0, start - (tl.ds[start].month - 1))
+    per_path = _statistics(tl.samples[:, start:], tl.ds[start:])
     for name, sampled in per_path.items():
         table.intervals[name] = {}
-        for lv in table.levels:
+        for lv, (q_lo, q_hi) in _intervals(sampled[:, cols - start], table.levels).items():
             lo, hi = np.full(n, np.nan), np.full(n, np.nan)
-            lo[cols], hi[cols] = _quantiles(sampled[:, cols], lv)
+            lo[cols], hi[cols] = q_lo, q_hi
             table.intervals[name][lv] = (lo, hi)
     return table
 
@@ -264,9 +273,9 @@ def annual_growth(
         prob = None if target_pct is None else float(point > target_pct)
         return AnnualGrowth(year, total, prev, point, {}, target_pct, prob)
     paths = growth_pct(tl.samples[:, now].sum(axis=1), tl.samples[:, before].sum(axis=1))
-    intervals = {}
-    for lv in levels:
-        lo, hi = _quantiles(paths[:, None], int(lv))
-        intervals[int(lv)] = (float(lo[0]), float(hi[0]))
+    intervals = {
+        lv: (float(lo[0]), float(hi[0]))
+        for lv, (lo, hi) in _intervals(paths[:, None], levels).items()
+    }
     prob = None if target_pct is None else float(np.mean(paths > target_pct))
     return AnnualGrowth(year, total, prev, point, intervals, target_pct, prob)

@@ -70,6 +70,34 @@ def test_observed_statistics_equal_a_slow_reference(start_month, values):
     assert table.intervals == {} and not table.projected.any()
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    start_month=st.integers(1, 12),
+    n_hist=st.integers(1, 40),
+    horizon=st.integers(1, 24),
+    seed=st.integers(0, 2**16),
+)
+def test_projected_intervals_equal_the_quantiles_of_each_paths_statistics(
+    start_month, n_hist, horizon, seed
+):
+    rng = np.random.default_rng(seed)
+    ds = _months(dt.date(2019, start_month, 1), n_hist + horizon)
+    y = rng.uniform(-5, 100, n_hist)
+    mean = rng.uniform(-5, 100, horizon)
+    paths = mean + rng.normal(0, 10, (7, horizon))
+    table = growth_table(timeline(ds[:n_hist], y, ds[n_hist:], mean, paths), levels=(60,))
+    per_path = [_slow(ds, [*y, *p]) for p in paths]
+    for name in STATISTICS:
+        lo, hi = table.intervals[name][60]
+        for k in range(n_hist, n_hist + horizon):
+            vals = np.array([pp[name][k] for pp in per_path])
+            if np.isnan(vals).all():
+                assert np.isnan(lo[k]) and np.isnan(hi[k])
+                continue
+            want = np.nanquantile(vals, [0.2, 0.8])
+            assert (lo[k], hi[k]) == pytest.approx(tuple(want), rel=1e-9, abs=1e-9), (name, k)
+
+
 HIST = _months(dt.date(2021, 1, 1), 40)  # 2021-01 .. 2024-04
 FC = _months(dt.date(2024, 5, 1), 12)  # 2024-05 .. 2025-04
 RNG = np.random.default_rng(7)
