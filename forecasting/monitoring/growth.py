@@ -116,13 +116,15 @@ def timeline(
 
 
 def growth_pct(num: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """``100 (num / base - 1)``, NaN where ``base`` is not positive or either is NaN."""
+    """``100 (num / base - 1)``; NaN where ``base`` is not positive, either is NaN, or the
+    ratio overflows."""
     num, base = np.asarray(num, dtype=np.float64), np.asarray(base, dtype=np.float64)
     ok = base > 0
     out = np.full(np.broadcast(num, base).shape, np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):
         np.divide(num, base, out=out, where=ok)
-    return np.where(ok, 100.0 * (out - 1.0), np.nan)
+        pct = 100.0 * (out - 1.0)
+    return np.where(ok & np.isfinite(pct), pct, np.nan)
 
 
 def _lag12(x: np.ndarray) -> np.ndarray:
@@ -236,7 +238,8 @@ class AnnualGrowth:
         intervals: level -> ``(lo, hi)`` of the growth, from the paths (empty when the two
             years are observed).
         target_pct: the growth asked about, if any.
-        prob_over_target: ``P(growth > target_pct)``, from the paths (0 or 1 when observed).
+        prob_over_target: ``P(growth > target_pct)``, from the paths (0 or 1 when observed;
+            ``None`` without a target, or for a projected year without paths).
     """
 
     year: int
@@ -268,10 +271,11 @@ def annual_growth(
     if not (np.isfinite(total) and np.isfinite(prev)):
         return None
     point = float(growth_pct(np.array(total), np.array(prev)))
-    sampled = tl.projected[now].any() or tl.projected[before].any()
-    if not sampled or tl.samples is None:
+    if not (tl.projected[now].any() or tl.projected[before].any()):  # both years observed
         prob = None if target_pct is None else float(point > target_pct)
         return AnnualGrowth(year, total, prev, point, {}, target_pct, prob)
+    if tl.samples is None:  # projected, without paths: no interval, no probability
+        return AnnualGrowth(year, total, prev, point, {}, target_pct, None)
     paths = growth_pct(tl.samples[:, now].sum(axis=1), tl.samples[:, before].sum(axis=1))
     intervals = {
         lv: (float(lo[0]), float(hi[0]))

@@ -119,7 +119,7 @@
 
   function navigate(uid, view) {
     const v = view || state.view;
-    if (uid === state.current && v === state.view) return;
+    if (!uid || (uid === state.current && v === state.view)) return;
     window.history.pushState({ uid, view: v }, "", urlFor(uid, v));
     showView(v);
     if (uid !== state.current) choose(uid);

@@ -30,7 +30,8 @@ def _slow(ds: list[dt.date], x: list[float]) -> dict[str, list[float]]:
     val = dict(zip(ds, x, strict=True))
 
     def ratio(a: float, b: float) -> float:
-        return 100 * (a / b - 1) if b > 0 and not (math.isnan(a) or math.isnan(b)) else math.nan
+        r = 100 * (a / b - 1) if b > 0 and not (math.isnan(a) or math.isnan(b)) else math.nan
+        return r if math.isfinite(r) else math.nan
 
     def total(months: list[dt.date]) -> float:
         return sum(val[m] for m in months) if all(m in val for m in months) else math.nan
@@ -165,8 +166,10 @@ def test_growth_intervals_contain_the_point_growth(n_hist, horizon, seed, spread
 
 def test_non_positive_bases_and_gaps_are_undefined():
     np.testing.assert_array_equal(
-        growth_pct(np.array([1.0, 1.0, 2.0, np.nan]), np.array([0.0, -1.0, 1.0, 1.0])),
-        [np.nan, np.nan, 100.0, np.nan],
+        growth_pct(
+            np.array([1.0, 1.0, 2.0, np.nan, 1e300]), np.array([0.0, -1.0, 1.0, 1.0, 1e-300])
+        ),
+        [np.nan, np.nan, 100.0, np.nan, np.nan],
     )
     ds = _months(dt.date(2020, 1, 1), 30)
     keep = [d for d in ds if d != dt.date(2020, 6, 1)]  # a gap
@@ -244,3 +247,14 @@ def test_forecast_months_inside_the_history_are_ignored():
     assert len(tl.ds) == len(HIST) + 2
     assert tl.point[len(HIST) - 1] == HY[-1]
     assert list(tl.point[-2:]) == [1.0, 2.0] and tl.projected.sum() == 2
+
+
+def test_a_projected_year_without_paths_has_no_interval_nor_probability():
+    tl = timeline(YEAR_HIST, YEAR_Y, YEAR_FC, YEAR_MEAN, None)
+    g = annual_growth(tl, 2024, target_pct=1.0)
+    assert g is not None and g.intervals == {} and g.prob_over_target is None
+    assert g.growth_pct == pytest.approx(
+        100 * ((YEAR_Y[24:].sum() + YEAR_MEAN[:9].sum()) / YEAR_Y[12:24].sum() - 1)
+    )
+    table = growth_table(tl)
+    assert table.intervals == {} and table.projected.sum() == 12
