@@ -355,6 +355,7 @@ def _growth_matches_the_api(page: Any, base: str, uid: str) -> None:
 
 
 def _screenshots(page: Any, which: str, view: str, lang: str) -> None:
+    page.evaluate("document.activeElement && document.activeElement.blur()")
     shot = ARTIFACTS / f"screenshot-{which}-{view}-{lang}.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)
