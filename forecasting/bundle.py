@@ -13,6 +13,8 @@ Files in a bundle directory:
 ``series.parquet``     ``unique_id, level, parent, last_ds, model, mase, smape, coverage_<L>``
                        , ``fallback_reason`` (null when the chosen model ran normally),
                        ``members`` (an ensemble's models, comma-separated; null otherwise),
+                       ``label`` (display label, :mod:`forecasting.data.labels`; absent in
+                       bundles trained before labels: the service then shows the last member),
                        ``min_cell`` (smallest monthly count of acts; null without counts)
                        and ``withheld`` (null, or ``<kind>: <why>`` for a series the service
                        must not serve: ``small-cell``, ``flat-total``; see

@@ -10,7 +10,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from service.api.routes import admin, anomalies, forecast, health, metrics, model, projections
+from service.api.routes import (
+    admin,
+    anomalies,
+    forecast,
+    growth,
+    health,
+    metrics,
+    model,
+    projections,
+)
 from service.api.routes import series as series_routes
 from service.api.routes import ui as ui_routes
 from service.config import Settings, get_settings
@@ -85,9 +94,9 @@ def create_app(
         version="1.0.0",
         summary="Projections and anomaly flags for French health-insurance reimbursements.",
         description=(
-            "Forecasts, annual projections and anomaly detection served from a trained "
-            "MLflow model. Errors are `application/problem+json`. Write and admin endpoints "
-            "need `Authorization: Bearer KEY` with KEY in `SPENDCAST_API_KEYS`.\n\n"
+            "Forecasts, growth rates, annual projections and anomaly detection served from a "
+            "trained MLflow model. Errors are `application/problem+json`. Write and admin "
+            "endpoints need `Authorization: Bearer KEY` with KEY in `SPENDCAST_API_KEYS`.\n\n"
             + forecast.CSV_DOC
         ),
         lifespan=lifespan,
@@ -98,7 +107,17 @@ def create_app(
     app.state.metrics = Metrics()
     app.state.holder = ModelHolder(loader or default_loader, cfg.model_uri, cfg.cache_dir)
     register_error_handlers(app)
-    for module in (health, model, series_routes, forecast, projections, anomalies, admin, metrics):
+    for module in (
+        health,
+        model,
+        series_routes,
+        forecast,
+        projections,
+        growth,
+        anomalies,
+        admin,
+        metrics,
+    ):
         app.include_router(module.router)
     app.include_router(ui_routes.router)
     _add_middleware(app, cfg)

@@ -1,7 +1,8 @@
 """The model in memory: precomputed per-series lookups and an atomic holder for reloads.
 
 A :class:`ServedModel` is built once per load (``index_bundle``: id -> the series' stored
-forecast, as numpy arrays) so that a forecast request costs O(horizon). :class:`ModelHolder`
+forecast, as numpy arrays; ``adjust_all``: each series adjusted for working days and
+seasonality; each series' display label) so that a request costs O(its answer). :class:`ModelHolder`
 swaps models by rebinding one attribute: a request takes the current model once, at its
 start, and finishes on it even if a reload swaps in another meanwhile.
 """
@@ -21,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from forecasting.bundle import Bundle, withheld_series
+from forecasting.data.labels import LABEL_COL, label_or_member
+from forecasting.data.panel import ID_COL
+from forecasting.monitoring.adjustment import Adjustment, adjust_all
 from forecasting.monitoring.conditioning import warm_up
 from forecasting.monitoring.forecast import ForecastIndex, index_bundle
 
@@ -67,19 +71,28 @@ class ServedModel:
     series_rows: list[dict[str, Any]] = field(default_factory=list)
     withheld: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Series never served (privacy, flat total): id -> (kind, why); see ``withheld_series``."""
+    labels: dict[str, str] = field(default_factory=dict)
+    adjusted: dict[str, Adjustment] = field(default_factory=dict)
     _payloads: dict[tuple[str, int, tuple[int, ...]], bytes] = field(default_factory=dict)
 
     @classmethod
     def build(cls, loaded: LoadedModel, load_seconds: float = 0.0) -> ServedModel:
-        """Index a loaded bundle and start warming its conditioning models up (a thread)."""
+        """Index a loaded bundle, adjust its series and start warming its conditioning models
+        up (a thread). Bundles without labels get each series' last member as its label."""
         bundle = loaded.bundle
+        rows = bundle.series.to_dicts()
+        for row in rows:
+            row[LABEL_COL] = label_or_member(row[ID_COL], row.get(LABEL_COL))
+        lookup = index_bundle(bundle)
         served = cls(
             loaded=loaded,
-            lookup=index_bundle(bundle),
+            lookup=lookup,
             loaded_at=dt.datetime.now(dt.UTC),
             load_seconds=load_seconds,
-            series_rows=bundle.series.to_dicts(),
+            series_rows=rows,
             withheld=withheld_series(bundle.series),
+            labels={row[ID_COL]: row[LABEL_COL] for row in rows},
+            adjusted=adjust_all(lookup, bundle.meta.source),
         )
         threading.Thread(target=served.warm_up, name="spendcast-warm-up", daemon=True).start()
         return served

@@ -8,7 +8,8 @@ The tables live in ``forecasting/data/`` (see ``forecasting/data/NOTICE`` for th
 * ``series.csv``: the 144 series of the legacy monthly statistic, grouped into the same
   familles, with a stable slug each;
 * ``specialites.csv`` / ``activites.csv``: the PSE/PSP specialty and activity codes with
-  their slugs (the ``executant`` / ``prescripteur`` levels);
+  their slugs (the ``executant`` / ``prescripteur`` levels) and their display labels
+  (``libelle``: the official upper-case label with its accents and case restored);
 * ``code_frequencies.csv``: every Open DAMIR code with its row count in January 2024;
 * ``legacy_codes.csv``: the code lists of the legacy N/R tables (with labels).
 
@@ -40,6 +41,9 @@ __all__ = [
     "activities",
     "code_frequencies",
     "legacy_codes",
+    "level_labels",
+    "CODED_FORMATS",
+    "coded_source",
 ]
 
 UNKNOWN: str = "inconnu"
@@ -109,18 +113,19 @@ _ACT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "slug": pl.String,
     "rows_pse_jan2024": pl.Int64,
     "rows_psp_jan2024": pl.Int64,
+    "libelle": pl.String,
 }
 
 
 @cache
 def specialties() -> pl.DataFrame:
-    """PSE/PSP specialty codes: ``code``, ``label``, ``slug``, Jan-2024 row counts."""
+    """PSE/PSP specialty codes: ``code``, ``label``, ``slug``, Jan-2024 row counts, ``libelle``."""
     return _frame("specialites.csv", _ACT_SCHEMA)
 
 
 @cache
 def activities() -> pl.DataFrame:
-    """PSE/PSP activity codes: ``code``, ``label``, ``slug``, Jan-2024 row counts."""
+    """PSE/PSP activity codes: ``code``, ``label``, ``slug``, Jan-2024 row counts, ``libelle``."""
     return _frame("activites.csv", _ACT_SCHEMA)
 
 
@@ -254,3 +259,46 @@ def _serie_expr(col: str, field: str, name: str) -> pl.Expr:
     mapping = dict(zip(t["serie"].to_list(), t[field].to_list(), strict=True))
     code = pl.col(col).cast(pl.String).str.strip_chars().str.to_uppercase()
     return code.replace_strict(mapping, default=pl.lit(UNKNOWN), return_dtype=pl.String).alias(name)
+
+
+_ACTOR_UNKNOWN = "Non renseigné ou inconnu"
+
+
+@cache
+def _level_labels(level: str) -> tuple[tuple[str, str], ...]:
+    if level == "famille":
+        return tuple(FAMILLES.items())
+    if level in ("executant", "prescripteur"):
+        rows = pl.concat([specialties(), activities()]).filter(pl.col("slug") != UNKNOWN)
+        pairs = dict(zip(rows["slug"].to_list(), rows["libelle"].to_list(), strict=True))
+        return (*pairs.items(), (UNKNOWN, _ACTOR_UNKNOWN))
+    if level == "serie":
+        t = _serie_table()
+        return (*zip(t["slug"].to_list(), t["label"].to_list(), strict=True), (UNKNOWN, "Inconnue"))
+    return ()
+
+
+def level_labels(level: str) -> dict[str, str]:
+    """French labels of the members the Open DAMIR and legacy readers write at ``level``.
+
+    Args:
+        level: ``famille``, ``executant``, ``prescripteur`` or ``serie``.
+
+    Returns:
+        Member slug -> label (``gastro-enterologie-et-hepatologie`` ->
+        ``Gastro-entérologie et hépatologie``); empty for any other level name.
+    """
+    return dict(_level_labels(level))
+
+
+CODED_FORMATS: tuple[str, ...] = ("open-damir", "legacy")
+"""Input formats of the Assurance Maladie's own files (``spendcast.source`` = ``FORMAT:files``)."""
+
+
+def coded_source(source: str) -> bool:
+    """True when a panel's ``spendcast.source`` names an Assurance Maladie file format.
+
+    Such panels have coded members with French labels (:func:`level_labels`) and months of
+    the French calendar (working days, public holidays); tidy files have neither for sure.
+    """
+    return source.split(":", 1)[0] in CODED_FORMATS

@@ -16,6 +16,7 @@ import polars as pl
 from rich.console import Console
 
 from forecasting.data import privacy
+from forecasting.data.labels import labels_kv
 from forecasting.data.panel import (
     COUNT_COL,
     META_TRIANGLE,
@@ -82,9 +83,10 @@ def panel_meta(
     count: str | None,
     panel: pl.DataFrame,
 ) -> PanelMeta:
-    """The panel's metadata: hierarchy, measure, basis, source, flat and privacy facts."""
+    """The panel's metadata: hierarchy, measure, basis, source, flat and privacy facts, and
+    the members' labels (Assurance Maladie files, :func:`~forecasting.data.labels.labels_kv`)."""
     counted = count is not None and COUNT_COL in panel.columns
-    return PanelMeta(
+    meta = PanelMeta(
         hierarchy=levels,
         measure=report.measure,
         basis=report.basis,
@@ -94,6 +96,8 @@ def panel_meta(
         min_cell=rules.min_cell if counted else 0,
         min_counts=privacy.series_minimums(panel, levels) if counted else {},
     )
+    meta.extra.update(labels_kv(panel, levels, source))
+    return meta
 
 
 def write_outputs(

@@ -5,6 +5,8 @@ training data already holds plus, for the remaining months, the forecast: the po
 uses the forecast means, the interval and ``P(total > budget)`` use the sample paths summed
 month by month (the paths are joint draws, so the sum keeps the months' dependence).
 A year fully observed answers observed totals only (no interval, probability 0 or 1).
+The year's growth over the previous year and ``P(growth > target)`` come from the same
+paths (:func:`forecasting.monitoring.growth.annual_growth`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from forecasting.errors import InputError
 from forecasting.monitoring.forecast import interval_from_paths
+from forecasting.monitoring.growth import AnnualGrowth, annual_growth, timeline
 
 __all__ = ["MonthValue", "AnnualProjection", "annual_projection"]
 
@@ -48,6 +51,8 @@ class AnnualProjection:
         budget: the budget asked about, if any.
         prob_over_budget: ``P(total > budget)``, if a budget was given.
         months: month-by-month detail.
+        growth: the year's growth over the previous year (``None`` unless both years are
+            fully covered), with ``P(growth > target)`` when a target was given.
     """
 
     year: int
@@ -60,6 +65,7 @@ class AnnualProjection:
     budget: float | None = None
     prob_over_budget: float | None = None
     months: list[MonthValue] = field(default_factory=list)
+    growth: AnnualGrowth | None = None
 
     @property
     def complete(self) -> bool:
@@ -77,6 +83,7 @@ def annual_projection(
     paths: np.ndarray | None,
     levels: Sequence[int] = (80, 95),
     budget: float | None = None,
+    target_growth: float | None = None,
 ) -> AnnualProjection:
     """Project a calendar year's total for one series.
 
@@ -89,6 +96,7 @@ def annual_projection(
         paths: ``(n_paths, horizon)`` joint sample paths, or ``None`` (no interval).
         levels: interval levels in percent for the total.
         budget: when given, ``P(total > budget)`` is computed.
+        target_growth: a growth rate in percent; when given, ``P(growth > target_growth)``.
 
     Raises:
         InputError: (column ``year``) when the year is neither observed nor within the
@@ -111,6 +119,12 @@ def annual_projection(
         months_observed=len(observed),
         months_projected=len(projected),
         budget=budget,
+        growth=annual_growth(
+            timeline(history_ds, history_y, forecast_ds, forecast_mean, paths),
+            year,
+            levels,
+            target_growth,
+        ),
     )
     if not idx.size:
         result.months = detail

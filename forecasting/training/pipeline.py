@@ -21,6 +21,7 @@ import polars as pl
 
 from forecasting.bundle import Bundle, BundleMeta
 from forecasting.calendar import working_days_frame
+from forecasting.data.labels import add_labels
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL, PanelMeta, validate_panel
 from forecasting.monitoring.completion import CompletionReport, complete, load_triangle
 from forecasting.training import panel_rules
@@ -380,9 +381,14 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
         meta=_bundle_meta(run, models, metrics),
         history=prep.history,
         forecasts=run.rec.forecasts,
-        series=panel_rules.series_columns(
-            series_frame(prep.hier, sel.table, run.iv.backtest, prep.last_ds, levels, sel.top_k),
-            run.panel,
+        series=add_labels(
+            panel_rules.series_columns(
+                series_frame(
+                    prep.hier, sel.table, run.iv.backtest, prep.last_ds, levels, sel.top_k
+                ),
+                run.panel,
+                run.meta,
+            ),
             run.meta,
         ),
         path_ids=list(prep.hier.ids),

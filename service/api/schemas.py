@@ -21,7 +21,13 @@ __all__ = [
     "ForecastColumns",
     "ProjectionMonth",
     "TotalInterval",
+    "AnnualGrowthPublic",
     "AnnualProjectionPublic",
+    "StatisticInterval",
+    "GrowthMonth",
+    "AdjustedMonth",
+    "AdjustedPublic",
+    "GrowthPublic",
     "Observation",
     "DetectRequest",
     "JudgementPublic",
@@ -87,6 +93,10 @@ class SeriesPublic(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     unique_id: str
+    label: str = Field(
+        description="Display label: the French label of the category (code lists), a tidy "
+        "file's own value, 'Total' for the root."
+    )
     level: str | None = None
     parent: str | None = None
     last_ds: dt.date | None = None
@@ -165,6 +175,23 @@ class TotalInterval(BaseModel):
     hi: float
 
 
+class AnnualGrowthPublic(BaseModel):
+    """The year's growth over the previous year, from the same sample paths as the total."""
+
+    previous_year: int
+    previous_total: float = Field(description="The previous year's total.")
+    growth_pct: float | None = Field(
+        description="100 (total / previous_total - 1); null when the previous total is not "
+        "positive."
+    )
+    intervals: list[TotalInterval] = Field(
+        description="Intervals of the growth (percent), from the paths; empty when both years "
+        "are observed."
+    )
+    target_growth: float | None = Field(None, description="The target rate asked about (percent).")
+    prob_over_target: float | None = Field(None, description="P(growth > target_growth).")
+
+
 class AnnualProjectionPublic(BaseModel):
     """A calendar year's total: observed months plus projected months."""
 
@@ -180,7 +207,85 @@ class AnnualProjectionPublic(BaseModel):
     intervals: list[TotalInterval]
     budget: float | None = None
     prob_over_budget: float | None = Field(None, description="P(total > budget).")
+    growth: AnnualGrowthPublic | None = Field(
+        None,
+        description="Growth over the previous year; null unless both years are fully covered "
+        "(observed or projected).",
+    )
     months: list[ProjectionMonth]
+
+
+class StatisticInterval(BaseModel):
+    """Interval of one statistic of a projected month at one level."""
+
+    level: int
+    lo: float | None
+    hi: float | None
+
+
+class GrowthMonth(BaseModel):
+    """One month's amount and growth figures; percentages are 100 (ratio - 1)."""
+
+    ds: dt.date
+    source: Literal["observed", "projected"]
+    value: float | None = Field(description="Observed amount, or the forecast mean.")
+    yoy_pct: float | None = Field(description="Against the same month a year earlier.")
+    rolling_12m: float | None = Field(
+        description="Total of the 12 months ending here (année complète mobile)."
+    )
+    rolling_12m_growth_pct: float | None = Field(
+        description="rolling_12m against the 12 months ending a year earlier."
+    )
+    ytd: float | None = Field(description="Total from January to this month.")
+    ytd_growth_pct: float | None = Field(
+        description="ytd against the same months of the previous year (PCAP)."
+    )
+    intervals: dict[str, list[StatisticInterval]] | None = Field(
+        None,
+        description="Projected months: each statistic's intervals, from the sample paths "
+        "(e.g. yoy_pct of a path = path value / the value 12 months earlier, observed or on "
+        "the same path).",
+    )
+
+
+class AdjustedMonth(BaseModel):
+    """One month of the working-day and seasonally adjusted series."""
+
+    ds: dt.date
+    source: Literal["observed", "projected"]
+    value: float | None
+    mom_pct: float | None = Field(description="Against the previous month (adjusted).")
+    yoy_pct: float | None = Field(description="Against the same month a year earlier (adjusted).")
+
+
+class AdjustedPublic(BaseModel):
+    """The series corrected for working days (French calendar only) and seasonality."""
+
+    available: bool
+    working_day_correction: bool = Field(
+        description="True when corrected for French working days (Open DAMIR and legacy data); "
+        "tidy files are only seasonally adjusted."
+    )
+    working_day_effect: float | None = Field(
+        None,
+        description="Estimated effect of one more working day in a month: percent "
+        "(multiplicative) or units of the series (additive).",
+    )
+    multiplicative: bool
+    method: str = Field(description="How it was done, or why it could not be.")
+    months: list[AdjustedMonth]
+
+
+class GrowthPublic(BaseModel):
+    """Growth rates of one series, observed and projected, and its adjusted series."""
+
+    unique_id: str
+    label: str
+    model_version: str
+    levels: list[int]
+    last_observed: dt.date | None
+    months: list[GrowthMonth]
+    adjusted: AdjustedPublic
 
 
 class Observation(BaseModel):

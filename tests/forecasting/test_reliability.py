@@ -38,8 +38,8 @@ def test_calibrated_draws_lie_on_the_diagonal() -> None:
     full = table.count >= 200
     assert full.sum() >= 8
     assert np.all(np.abs(table.observed[full] - table.mean_forecast[full]) < 0.06)
-    assert np.all((table.mean_forecast[full] >= table.lower[full]))
-    assert np.all((table.mean_forecast[full] <= table.upper[full]))
+    assert np.all(table.mean_forecast[full] >= table.lower[full])
+    assert np.all(table.mean_forecast[full] <= table.upper[full])
     # p ~ U(a, b) and outcome ~ Bernoulli(p): E[(p - o)^2] = E[p (1 - p)]
     expected = (QLO + QHI) / 2 - (QLO**2 + QLO * QHI + QHI**2) / 3
     assert brier_score(p, outcome) == pytest.approx(expected, abs=0.008)

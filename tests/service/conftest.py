@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,6 +158,23 @@ def real_model(tmp_path_factory) -> Iterator[dict[str, Any]]:
 PBS = shared_file("datasets/pbs/pbs.csv")
 
 
+def _champion(panel_path: Path, name: str) -> dict[str, Any]:
+    """Train the panel at ``panel_path`` (fast config) and register it as ``name``'s champion
+    in the session's tmp MLflow store (set up by ``real_model``)."""
+    from forecasting.data.panel import read_panel
+    from forecasting.tracking import training_run
+    from forecasting.training.config import TrainConfig
+    from forecasting.training.pipeline import fit
+
+    panel, meta = read_panel(panel_path)
+    config = TrainConfig(models=["SeasonalNaive", "AutoETS"], windows=3, n_paths=200)
+    result = fit(panel, meta, config)
+    with training_run(config, experiment=f"service-tests-{name}") as run:
+        run.log_result(result)
+        run.register(name, promote=True)
+    return {"uri": f"models:/{name}@champion", "bundle": result.bundle}
+
+
 @pytest.fixture(scope="session")
 def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
     """A model trained on real data: PBS (Concession, Type, ATC1), registered in the same
@@ -166,10 +184,6 @@ def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
     import polars as pl
 
     from forecasting.data.ingest import ingest
-    from forecasting.data.panel import read_panel
-    from forecasting.tracking import training_run
-    from forecasting.training.config import TrainConfig
-    from forecasting.training.pipeline import fit
 
     tmp = tmp_path_factory.mktemp("pbs")
     levels = ["Concession", "Type", "ATC1"]
@@ -177,10 +191,19 @@ def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
     pl.read_csv(PBS).group_by([*levels, "Month"]).agg(pl.col("Cost").sum()).write_csv(tidy)
     out = tmp / "pbs.parquet"
     ingest([tidy], out, date_col="Month", value_col="Cost", hierarchy=",".join(levels))
-    panel, meta = read_panel(out)
-    config = TrainConfig(models=["SeasonalNaive", "AutoETS"], windows=3, n_paths=200)
-    result = fit(panel, meta, config)
-    with training_run(config, experiment="service-tests-pbs") as run:
-        run.log_result(result)
-        run.register("spendcast-pbs", promote=True)
-    return {"uri": "models:/spendcast-pbs@champion", "bundle": result.bundle}
+    return _champion(out, "spendcast-pbs")
+
+
+@pytest.fixture(scope="session")
+def damir_model(real_model, tmp_path_factory) -> dict[str, Any]:
+    """A model trained on generated Open DAMIR files (synth -> ingest -> fit): real code
+    labels and a French calendar; five years, the fewest that let every candidate be
+    backtested (with fewer, every series falls back to SeasonalNaive); registered in
+    ``real_model``'s tmp MLflow store under ``spendcast-damir``."""
+    from forecasting.data import synth
+    from forecasting.data.ingest import ingest
+
+    tmp = tmp_path_factory.mktemp("damir")
+    synth.generate(tmp / "raw", start="2015-01", end="2019-12", rows_per_month=1000, seed=0)
+    ingest([tmp / "raw"], tmp / "panel.parquet")
+    return _champion(tmp / "panel.parquet", "spendcast-damir")

@@ -68,12 +68,12 @@ def test_forecast_csv_is_excel_french(client):
     raw = r.content
     assert raw.startswith("\ufeff".encode())
     lines = raw.decode("utf-8-sig").strip().split("\r\n")
-    assert lines[0] == "serie;mois;prevision;borne_basse_80;borne_haute_80"
+    assert lines[0] == "serie;libelle;mois;prevision;borne_basse_80;borne_haute_80"
     assert len(lines) == 13
     cells = lines[1].split(";")
-    assert cells[0] == "total" and "," in cells[2] and "." not in cells[2]
+    assert cells[:2] == ["total", "Total"] and "," in cells[3] and "." not in cells[3]
     json_mean = client.get("/v1/forecast", params={"unique_id": "total"}).json()["mean"][0]
-    assert float(cells[2].replace(",", ".")) == pytest.approx(json_mean, abs=0.006)
+    assert float(cells[3].replace(",", ".")) == pytest.approx(json_mean, abs=0.006)
     post = client.post("/v1/forecast?format=csv", json={"unique_ids": ["total", "total/a"]})
     assert post.content.decode("utf-8-sig").count("\r\n") == 1 + 24
 

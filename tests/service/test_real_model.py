@@ -35,7 +35,9 @@ def test_serves_the_registered_champion(make_client, which, request):
     many = c.post("/v1/forecast", json={"unique_ids": bundle.ids[:3], "horizon": 2}).json()
     assert many["unique_id"] == [u for u in bundle.ids[:3] for _ in range(2)]
     csv = c.get("/v1/forecast", params={"unique_id": uid, "format": "csv"})
-    assert csv.status_code == 200 and csv.text.lstrip("\ufeff").startswith("serie;mois;prevision")
+    assert csv.status_code == 200 and csv.text.lstrip("\ufeff").startswith(
+        "serie;libelle;mois;prevision"
+    )
     year = ref["ds"][0].year  # covered to December by the 12-month horizon
     p = c.get("/v1/projections/annual", params={"unique_id": uid, "year": year, "budget": 0})
     assert p.status_code == 200, p.text

@@ -20,8 +20,9 @@ router = APIRouter(prefix="/v1", tags=["forecast"])
 
 CSV_DOC = """With `format=csv` the answer is `text/csv` made for Excel in French: UTF-8 with a
 byte-order mark, `;` as separator, decimal comma, one row per (series, month). Headers:
-`serie` (unique_id), `mois` (month, AAAA-MM), `prevision` (point forecast),
-`borne_basse_<L>` / `borne_haute_<L>` (lower / upper bound of the L % interval, per level)."""
+`serie` (unique_id), `libelle` (the series' label), `mois` (month, AAAA-MM), `prevision`
+(point forecast), `borne_basse_<L>` / `borne_haute_<L>` (lower / upper bound of the L %
+interval, per level)."""
 
 _CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "OK"}
@@ -33,7 +34,7 @@ def _num(v: float) -> str:
 
 
 def _csv(model: ServedModel, ids: Sequence[str], horizon: int, levels: list[int]) -> Response:
-    head = ["serie", "mois", "prevision"]
+    head = ["serie", "libelle", "mois", "prevision"]
     for lv in levels:
         head += [f"borne_basse_{lv}", f"borne_haute_{lv}"]
     lines = [";".join(head)]
@@ -41,7 +42,7 @@ def _csv(model: ServedModel, ids: Sequence[str], horizon: int, levels: list[int]
         s = model.lookup[uid]
         bounds = [s.bounds[lv] for lv in levels]
         for k, d in enumerate(s.ds[:horizon]):
-            cells = [uid, f"{d:%Y-%m}", _num(s.mean[k])]
+            cells = [uid, model.labels[uid], f"{d:%Y-%m}", _num(s.mean[k])]
             for lo, hi in bounds:
                 cells += [_num(lo[k]), _num(hi[k])]
             lines.append(";".join(cells))
