@@ -72,6 +72,7 @@ from realdata.protocol import (  # noqa: E402
 )
 from realdata.report import Frames, build_report  # noqa: E402
 from realdata.runs import (  # noqa: E402
+    REFERENCE_CACHE,
     OriginRun,
     accuracy,
     annual,
@@ -177,6 +178,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "no injected shifts, no AutoARIMA reference, a fast config",
     )
     ap.add_argument("--seed", type=int, default=0, help="budgets and injected shifts")
+    ap.add_argument(
+        "--reference-cache",
+        help="folder keeping the bare references' forecasts between runs (they depend only on "
+        "the data: a re-run on another config skips them; their seconds are the first run's)",
+    )
     args = ap.parse_args(argv)
     default = QUICK_PANELS if args.quick else PANELS
     args.panels = [d for d in (args.datasets.split(",") if args.datasets else default) if d]
@@ -202,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 200)
     config = resolve_config(args)
+    if args.reference_cache:
+        REFERENCE_CACHE[:] = [Path(args.reference_cache)]
     panels = load_panels(args.panels, quick=args.quick, say=console.print)
     if not panels:
         console.print("[red]no data set available: nothing to run[/]")

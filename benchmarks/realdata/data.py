@@ -97,6 +97,9 @@ class SuitePanel:
     flat: bool = False
     datasets: dict[str, str] = field(default_factory=dict)
     origins: tuple[str, ...] = ("last", "earlier")
+    calendar: str | None = None
+    """Whose calendar the data follow when the config says ``auto`` and the source cannot
+    tell (a tidy file of French data: ``france``, as its user would set it)."""
 
     def dataset_of(self, unique_id: str) -> str | None:
         """The data-set row of a series; ``None`` for a flat panel's meaningless total."""
@@ -215,8 +218,10 @@ def load_rac(path: Path, levels: tuple[str, ...] = ("age", "sex")) -> SuitePanel
     bottom = grid.join(df, on=[*levels, TIME_COL], how="left").with_columns(
         pl.col(TARGET_COL).fill_null(0.0)
     )
-    meta = PanelMeta(hierarchy=levels, measure="presented", source=str(path))
-    return SuitePanel("rac", bottom.sort(*levels, TIME_COL), meta, origins=("last",))
+    meta = PanelMeta(hierarchy=levels, measure="presented", source=f"tidy:{path.name}")
+    return SuitePanel(
+        "rac", bottom.sort(*levels, TIME_COL), meta, origins=("last",), calendar="france"
+    )
 
 
 def _load_shared(name: str, path: Path, quick: bool) -> SuitePanel:

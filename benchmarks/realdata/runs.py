@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import resource
 import time
@@ -104,6 +105,32 @@ def split(panel: SuitePanel, back: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.
     return train_bottom, train, test
 
 
+REFERENCE_CACHE: list[Path] = []
+"""A folder where the references' forecasts are kept between runs (``--reference-cache``):
+they depend only on the data, so a suite re-run on a new configuration skips them."""
+
+
+def _reference(train: pl.DataFrame, alias: str) -> tuple[pl.DataFrame, float]:
+    """One reference's forecasts (``unique_id, ds, <alias>``) and its seconds (cached)."""
+    key = hashlib.sha256(alias.encode() + str(HORIZON).encode())
+    key.update(train.sort(ID_COL, TIME_COL).write_ipc(None).getvalue())
+    path = (
+        REFERENCE_CACHE[0] / f"{alias}-{key.hexdigest()[:24]}.parquet" if REFERENCE_CACHE else None
+    )
+    if path is not None and path.exists():
+        cached = pl.read_parquet(path)
+        return cached.drop("_seconds"), float(cached["_seconds"][0])
+    t0 = time.perf_counter()
+    with quiet():
+        raw = make_sf([make_model(alias)], n_jobs=-1).forecast(h=HORIZON, df=train)
+    seconds = time.perf_counter() - t0
+    fc = pl.DataFrame(raw).select(ID_COL, pl.col(TIME_COL).cast(pl.Date), alias)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fc.with_columns(pl.lit(seconds).alias("_seconds")).write_parquet(path)
+    return fc, seconds
+
+
 def references(
     train: pl.DataFrame, aliases: tuple[str, ...] = REFERENCES
 ) -> tuple[pl.DataFrame, dict[str, float]]:
@@ -111,11 +138,7 @@ def references(
     out: pl.DataFrame | None = None
     seconds: dict[str, float] = {}
     for alias in aliases:
-        t0 = time.perf_counter()
-        with quiet():
-            raw = make_sf([make_model(alias)], n_jobs=-1).forecast(h=HORIZON, df=train)
-        seconds[alias] = time.perf_counter() - t0
-        fc = pl.DataFrame(raw).select(ID_COL, pl.col(TIME_COL).cast(pl.Date), alias)
+        fc, seconds[alias] = _reference(train, alias)
         out = fc if out is None else out.join(fc, on=[ID_COL, TIME_COL], how="left")
     assert out is not None
     return out.with_columns(pl.mean_horizontal(FINAL).alias(COMBINATION)), seconds
@@ -132,6 +155,8 @@ def train_origin(
     """Fit spendcast (timed) and the references ``aliases`` at one origin."""
     train_bottom, train, test = split(panel, ORIGINS[origin])
     cfg = config.model_copy(update={"reconciliation": "none"}) if panel.flat else config
+    if panel.calendar and cfg.calendar == "auto":
+        cfg = cfg.model_copy(update={"calendar": panel.calendar})
     stage("fit")
     t0 = time.perf_counter()
     with quiet():

@@ -161,7 +161,7 @@ def conditioner(
     return Conditioner(
         members=_members(model, info.get("members"), candidates),
         kind=ensemble_kind(model) or "mean",
-        calendar=bool(meta.config.get("calendar", False)) and "AutoARIMA" in candidates,
+        calendar=_french_calendar(meta.config) and "AutoARIMA" in candidates,
         history_y=history_y,
         history_start=history_start,
         horizon=horizon,
@@ -197,3 +197,11 @@ def warm_up(conditioners: Mapping[str, Conditioner]) -> int:
     """
     order = sorted(conditioners, key=depth)
     return sum(conditioners[uid].ready() for uid in order)
+
+
+def _french_calendar(config: Mapping[str, object]) -> bool:
+    """Whether training gave AutoARIMA the French working days: the effective ``country``
+    of the run (bundles before it recorded ``calendar`` as a bool)."""
+    if "country" in config:
+        return config["country"] == "france"
+    return config.get("calendar") is True

@@ -63,6 +63,8 @@ say. Sources: décrets n° 2020-260 (16 March 2020) and n° 2020-548 (11 May 202
 IQR_FACTOR = 3.5
 MAX_SHARE = 0.05
 KEEP_LAST = 2
+SEASON_YEARS = 3
+"""Years either side whose same calendar month makes a month's seasonal estimate."""
 MIN_DETECT = 3 * SEASON
 """Fewest months for outlier detection (with two seasons the medians leave little remainder)."""
 
@@ -111,7 +113,9 @@ def _adjust_one(y: np.ndarray, events: list[str | None]) -> tuple[np.ndarray, di
     reasons = {i: f"event: {why}" for i, why in enumerate(events) if why is not None}
     if n < 2 * SEASON + 1 or not np.isfinite(y).all() or np.ptp(y) == 0:
         return y, {}
-    seasonal, rem = decompose(_filled(y, list(reasons)))
+    logs = bool((y > 0).all())  # a multiplicative season is an additive one in logs
+    x = np.log(y) if logs else y
+    seasonal, rem = decompose(_filled(x, list(reasons)))
     if n >= MIN_DETECT:
         reasons |= _outliers(rem, reasons)
     if not reasons:
@@ -119,30 +123,45 @@ def _adjust_one(y: np.ndarray, events: list[str | None]) -> tuple[np.ndarray, di
     keep = np.ones(n, dtype=bool)
     keep[list(reasons)] = False
     idx = np.arange(n)
-    sa = y - seasonal
-    new = y.copy()
+    sa = x - seasonal
+    new = x.copy()
     new[~keep] = np.interp(idx[~keep], idx[keep], sa[keep]) + seasonal[~keep]
+    new = np.exp(new) if logs else new
+    new[keep] = y[keep]
     return (np.maximum(new, 0.0) if (y >= 0).all() else new), reasons
 
 
 def decompose(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Seasonal component and remainder of a robust classical decomposition (period 12).
 
-    Two rounds of: trend = centred 13-month running median (edges mirrored) of the series less
-    its seasonal estimate, smoothed by a 3-month mean; seasonal = per calendar month (position
-    modulo 12) the median of the detrended values, centred to mean zero.
+    Two rounds of: trend = centred 13-month running median (edges mirrored) of the series
+    less its seasonal estimate, smoothed by a 3-month mean; seasonal = for each month, the
+    median of the detrended values of the same calendar month within :data:`SEASON_YEARS`
+    years either side (a seasonal pattern drifts over decades), centred per year.
     """
     half = SEASON // 2
-    month = np.arange(y.size) % SEASON
     seasonal = np.zeros_like(y, dtype=np.float64)
     for _ in range(2):
         padded = np.pad(y - seasonal, half, mode="reflect")
         trend = np.median(np.lib.stride_tricks.sliding_window_view(padded, SEASON + 1), axis=1)
         trend = np.convolve(np.pad(trend, 1, mode="edge"), np.ones(3) / 3, mode="valid")
         detrended = y - trend
-        means = np.array([np.median(detrended[month == m]) for m in range(SEASON)])
-        seasonal = (means - means.mean())[month]
+        seasonal = _local_seasonal(detrended)
     return seasonal, detrended - seasonal
+
+
+def _local_seasonal(detrended: np.ndarray) -> np.ndarray:
+    """Per month, the median of the same calendar month's values within a few years."""
+    n = detrended.size
+    out = np.empty(n)
+    reach = SEASON_YEARS * SEASON
+    for i in range(n):
+        same = detrended[max(i % SEASON, i - reach) : i + reach + 1 : SEASON]
+        out[i] = np.median(same)
+    # centre each year's pattern on zero (a moving 12-month mean of the pattern)
+    padded = np.pad(out, SEASON // 2, mode="reflect")
+    level = np.convolve(padded, np.ones(SEASON + 1) / (SEASON + 1), mode="valid")
+    return out - level
 
 
 def _outliers(rem: np.ndarray, events: dict[int, str]) -> dict[int, str]:

@@ -3,6 +3,7 @@ scores with utilsforecast, ranks, the errors' growth with the step, chosen-model
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, cast, get_args
@@ -19,6 +20,7 @@ from forecasting.training.models import SEASON
 __all__ = [
     "METRIC_NAMES",
     "MIN_TRAIN",
+    "MIN_TRAIN_SHARE",
     "backtest_plan",
     "score",
     "window_losses",
@@ -26,6 +28,7 @@ __all__ = [
     "horizon_profile",
     "naive_scales",
     "residual_matrix",
+    "insample_residuals",
     "by_id",
 ]
 
@@ -33,7 +36,9 @@ __all__ = [
 METRIC_NAMES: tuple[str, ...] = (*get_args(Metric), "bias")
 
 MIN_TRAIN = 2 * SEASON
-"""Months a candidate is first fitted on in the backtest (two seasons)."""
+"""Fewest months a candidate is first fitted on in the backtest (two seasons)."""
+MIN_TRAIN_SHARE = 0.6
+"""Least share of a series' history the backtest's first fit sees (see :func:`backtest_plan`)."""
 
 
 def backtest_plan(
@@ -41,14 +46,17 @@ def backtest_plan(
 ) -> dict[tuple[int, int], list[str]]:
     """Series grouped by the backtest their history allows: ``(horizon, windows) -> ids``.
 
-    A series is first fitted on :data:`MIN_TRAIN` months at least; with ``n`` months it gets
-    ``windows`` cutoffs ``step`` months apart when it is long enough, fewer otherwise, and a
-    horizon capped by what is left after the first fit (so a series of two seasons and a few
-    months still has a backtest). Series of :data:`MIN_TRAIN` months or fewer get none.
+    A series of ``n`` months is first fitted on at least :data:`MIN_TRAIN` months and
+    :data:`MIN_TRAIN_SHARE` of its history (with ``refit=False`` that first fit judges every
+    window: fitted on two seasons of a five-year series, ETS misjudges the seasonality and
+    the backtest would wrongly favour the seasonal naive); it gets ``windows`` cutoffs
+    ``step`` months apart when it is long enough, fewer otherwise, and a horizon capped by
+    what is left after the first fit (so a series of two seasons and a few months still has
+    a backtest). Series of :data:`MIN_TRAIN` months or fewer get none.
     """
     plan: dict[tuple[int, int], list[str]] = {}
     for uid, n in lengths.items():
-        room = n - MIN_TRAIN
+        room = n - max(MIN_TRAIN, math.ceil(MIN_TRAIN_SHARE * n))
         if room < 1:
             continue
         h = min(horizon, room)
@@ -172,6 +180,29 @@ def residual_matrix(bt: pl.DataFrame, ids: list[str]) -> np.ndarray:
     res = np.zeros((len(ids), keys.height))
     res[e["_row"].to_numpy(), e["_col"].to_numpy()] = e["_e"].to_numpy()
     return res
+
+
+def insample_residuals(
+    history: pl.DataFrame, fitted: pl.DataFrame, ids: list[str], months: int = 60
+) -> np.ndarray:
+    """One-step in-sample residuals ``y - fitted`` aligned on the last ``months`` months.
+
+    MinT's error covariance (``mint_shrink``) is the covariance of one-step in-sample
+    residuals (Wickramasuriya, Athanasopoulos & Hyndman, 2019); ``history`` is the series as
+    fitted (exceptional months adjusted), ``fitted`` the in-sample fit (``unique_id, ds,
+    fitted``). A series without a residual in a month has 0 there (a degenerate series: a row
+    of zeros).
+    """
+    res = history.join(fitted.select(ID_COL, TIME_COL, "fitted"), on=[ID_COL, TIME_COL])
+    res = res.select(ID_COL, TIME_COL, (pl.col(TARGET_COL) - pl.col("fitted")).alias("_e"))
+    res = res.filter(pl.col("_e").is_finite())
+    dates = sorted(res[TIME_COL].unique().to_list())[-months:]
+    cols, rows = {d: j for j, d in enumerate(dates)}, {u: i for i, u in enumerate(ids)}
+    out = np.zeros((len(ids), max(len(dates), 1)))
+    for uid, ds, e in res.filter(pl.col(TIME_COL).is_in(dates)).iter_rows():
+        if uid in rows:
+            out[rows[uid], cols[ds]] = e
+    return out
 
 
 def by_id(df: pl.DataFrame) -> dict[str, pl.DataFrame]:

@@ -15,7 +15,6 @@ __all__ = [
     "load_config",
     "CANDIDATES",
     "DEFAULT_MODELS",
-    "FRENCH_SOURCES",
     "EnsembleKind",
     "Metric",
     "IntervalMethod",
@@ -37,8 +36,6 @@ SelectionRule = Literal["evidence", "best"]
 """``evidence``: the combination unless a candidate clearly beats it; ``best``: the top rank."""
 Calendar = Literal["auto", "france", "none"]
 """Whose calendar the data follows: ``auto`` is France for Open DAMIR and legacy files."""
-FRENCH_SOURCES = ("open-damir", "legacy")
-"""Panel sources whose months follow the French calendar (working days, known events)."""
 
 
 class TrainConfig(BaseModel):
@@ -61,6 +58,8 @@ class TrainConfig(BaseModel):
             ``france`` or ``none``; a French calendar gives AutoARIMA the working days per
             month as regressor and declares the known events (lockdowns) of
             :mod:`forecasting.training.events`. ``true``/``false`` mean ``france``/``none``.
+        calendar_arima: with a known calendar, add AutoARIMA with the working days as
+            regressor to the candidates (:mod:`forecasting.training.panel_rules`).
         adjust_outliers: adjust exceptional months (robust STL remainder beyond 3 IQR, and
             the calendar's known events) before fitting; the data keep their values.
         horizon: months ahead.
@@ -90,6 +89,7 @@ class TrainConfig(BaseModel):
     selection_margin: float = Field(0.05, ge=0.0, lt=1.0)
     selection_wins: float = Field(0.6, ge=0.0, le=1.0)
     calendar: Calendar = "auto"
+    calendar_arima: bool = True
     adjust_outliers: bool = True
     horizon: int = Field(12, ge=1, le=60)
     windows: int = Field(25, ge=1, le=120)
@@ -144,8 +144,14 @@ class TrainConfig(BaseModel):
         return min(self.ensemble_k or len(self.models), len(self.models))
 
     def country(self, source: str) -> str | None:
-        """``france`` when the panel's months follow the French calendar, else None."""
-        if self.calendar == "france" or (self.calendar == "auto" and source in FRENCH_SOURCES):
+        """``france`` when the panel's months follow the French calendar, else None.
+
+        ``auto``: France for a panel of Assurance Maladie files (``spendcast.source``
+        ``open-damir:...`` or ``legacy:...``, :func:`forecasting.data.codes.coded_source`).
+        """
+        from forecasting.data.codes import coded_source
+
+        if self.calendar == "france" or (self.calendar == "auto" and coded_source(source)):
             return "france"
         return None
 

@@ -6,9 +6,10 @@ conformal half-widths (as the backtest decided); a degenerate series gets its fa
 forecast. The in-sample fit carries the first step's half-widths.
 
 Reconciliation makes the means coherent (parents are sums of children), weighing series by
-the chosen models' backtest errors; each series keeps its own calibrated half-widths around
-its reconciled mean. Bounds are not summed up the hierarchy: a sum of 95 % bounds is not the
-95 % bound of a sum (it is much wider); the sample paths carry the joint uncertainty.
+the covariance of their one-step in-sample residuals (MinT); each series keeps its own
+calibrated half-widths around its reconciled mean. Bounds are not summed up the hierarchy: a
+sum of 95 % bounds is not the 95 % bound of a sum (it is much wider); the sample paths carry
+the joint uncertainty.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import polars as pl
 from forecasting.bundle import level_cols
 from forecasting.calendar import months_after
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
-from forecasting.training.backtest import by_id, residual_matrix
+from forecasting.training.backtest import by_id, insample_residuals, residual_matrix
 from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import Hierarchy, reconcile_or_fall_back
 from forecasting.training.intervals import Intervals
@@ -169,7 +170,8 @@ class Reconciled:
     Attributes:
         columns: ``mean``, ``lo_L``, ``hi_L`` -> (n_series, horizon), rows in ``hier.ids`` order.
         residuals: (n_series, K) backtest errors of the chosen models, aligned on
-            (cutoff, month) (:func:`~forecasting.training.backtest.residual_matrix`).
+            (cutoff, month) (:func:`~forecasting.training.backtest.residual_matrix`): the
+            sample paths' cross-sections.
         forecasts: ``unique_id, ds, mean, lo_L, hi_L`` (the bundle's forecasts).
     """
 
@@ -182,18 +184,18 @@ def reconcile_forecasts(
     hier: Hierarchy,
     base: Base,
     backtest: pl.DataFrame,
+    train: pl.DataFrame,
     last_ds: dict[str, dt.date],
     config: TrainConfig,
 ) -> Reconciled:
-    """Reconcile the base means with the chosen models' backtest errors; each series' own
-    half-widths around its reconciled mean (module docstring)."""
-    residuals = residual_matrix(backtest, hier.ids)
+    """Reconcile the base means (MinT on the one-step in-sample residuals of ``train``, the
+    history as fitted); each series' own half-widths around its reconciled mean."""
     mean = reconcile_or_fall_back(
         hier,
         {"mean": base.columns["mean"]},
         [],
         method=config.reconciliation,
-        residuals=residuals,
+        residuals=insample_residuals(train, base.insample, hier.ids),
         nonnegative=config.nonnegative,
     )["mean"]
     rec = {"mean": mean}
@@ -206,7 +208,7 @@ def reconcile_forecasts(
     forecasts = future_frame(hier.ids, last_ds, config.horizon).with_columns(
         [pl.Series(c, rec[c].reshape(-1), dtype=pl.Float64) for c in cols]
     )
-    return Reconciled(rec, residuals, forecasts)
+    return Reconciled(rec, residual_matrix(backtest, hier.ids), forecasts)
 
 
 def future_frame(ids: list[str], last_ds: dict[str, dt.date], h: int) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""What the panel's metadata changes in training: flat panels and the small-cell rule.
+"""What the panel's metadata changes in training: flat panels, the calendar, small cells.
 
 One place reads the flags of :class:`~forecasting.data.panel.PanelMeta` that ingest records:
 
@@ -9,6 +9,14 @@ One place reads the flags of :class:`~forecasting.data.panel.PanelMeta` that ing
   marks it ``withheld = "flat-total: ..."`` in ``series.parquet``, and the service does not
   present it as a series (404 ``flat-total``; left out of ``GET /v1/series``). It is still
   fitted, so the bundle's contract (every id, parents before children) is unchanged;
+* **calendar** (``spendcast.source``, and ``TrainConfig.calendar``): months of a known
+  calendar (France: Open DAMIR and legacy files, or ``calendar = "france"``) carry
+  information no univariate model sees, the working days of each month (a month with one
+  more working day spends ~3-4 % more); with ``calendar_arima`` (default) :func:`for_panel`
+  adds AutoARIMA, the only candidate that takes them as regressor, to the candidates. On the
+  real French national series (2024 from 2019-2023) it moves the annual total's error from
+  -2.5 % to -1.3 %; on data without a known calendar it would add cost (it is ~7x slower than
+  AutoETS) for nothing, so it is not a default candidate there;
 * **counts** (the panel's ``count`` column): :func:`series_columns` sums them to every level
   like the amounts and writes each series' smallest monthly count as ``min_cell``; a series
   under the panel's threshold (``spendcast.min_cell``; possible only for a panel that was not
@@ -34,9 +42,17 @@ log = logging.getLogger("spendcast.training")
 
 def for_panel(config: TrainConfig, meta: PanelMeta) -> tuple[TrainConfig, str | None]:
     """The configuration a panel trains with, and a message when the panel changed it."""
-    if not meta.flat or config.reconciliation == "none":
-        return config, (_FLAT_NOTE if meta.flat else None)
-    return config.model_copy(update={"reconciliation": "none"}), _FLAT_NOTE
+    notes = []
+    if meta.flat and config.reconciliation != "none":
+        config = config.model_copy(update={"reconciliation": "none"})
+        notes.append(_FLAT_NOTE)
+    elif meta.flat:
+        notes.append(_FLAT_NOTE)
+    arima = "AutoARIMA"
+    if config.calendar_arima and config.country(meta.source) and arima not in config.models:
+        config = config.model_copy(update={"models": [*config.models, arima]})
+        notes.append(_CALENDAR_NOTE)
+    return config, ("; ".join(notes) or None)
 
 
 def apply(config: TrainConfig, meta: PanelMeta) -> TrainConfig:
@@ -50,6 +66,11 @@ def apply(config: TrainConfig, meta: PanelMeta) -> TrainConfig:
 _FLAT_NOTE = (
     "flat panel (unrelated series): reconciliation = none, each series keeps its own "
     "forecast; the total of unrelated series is not scored nor served"
+)
+
+
+_CALENDAR_NOTE = (
+    "French calendar: AutoARIMA with each month's working days as regressor joins the candidates"
 )
 
 

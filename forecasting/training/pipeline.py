@@ -186,7 +186,9 @@ def fit(
             fc = _forecast(prep, config, runner, st)
         with st.stage("reconcile"):
             base = base_forecasts(prep.hier.ids, prep.history, prep.fallbacks, sel, iv, fc, config)
-            rec = reconcile_forecasts(prep.hier, base, iv.backtest, prep.last_ds, config)
+            rec = reconcile_forecasts(
+                prep.hier, base, iv.backtest, prep.train, prep.last_ds, config
+            )
         with st.stage("paths"):
             phi = persistence(iv.backtest, iv.calibration, prep.hier.bottom)
             paths = sample_paths(prep.hier, rec.columns, rec.residuals, phi, config)
@@ -433,5 +435,6 @@ def _bundle_meta(run: _Run, models: list[str], metrics: dict[str, float]) -> Bun
         reconciliation=config.reconciliation,
         models=models,
         metrics=metrics,
-        config=config.model_dump() | {"intervals_used": run.iv.method},
+        config=config.model_dump()
+        | {"intervals_used": run.iv.method, "country": config.country(meta.source)},
     )

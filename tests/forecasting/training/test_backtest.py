@@ -44,9 +44,18 @@ def test_rank_puts_nan_last() -> None:
 
 @pytest.mark.parametrize(
     ("n", "expected"),
-    [(24, None), (25, (1, 1)), (30, (6, 1)), (36, (12, 1)), (40, (12, 5)), (60, (12, 25))],
+    [
+        (24, None),
+        (25, (1, 1)),
+        (30, (6, 1)),
+        (36, (12, 1)),
+        (40, (12, 5)),
+        (60, (12, 13)),
+        (100, (12, 25)),
+    ],
 )
 def test_backtest_plan_gives_short_series_a_backtest(n: int, expected: tuple | None) -> None:
+    # a 60-month series is first fitted on 36 months (60 %), not 24: 13 windows, not 25
     plan = backtest_plan({"a": n, "long": 200}, horizon=12, windows=25, step=1)
     got = next((k for k, ids in plan.items() if "a" in ids), None)
     assert got == expected

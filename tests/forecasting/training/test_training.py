@@ -60,8 +60,8 @@ def test_result_is_complete(trained: tuple[pl.DataFrame, PanelMeta, TrainResult]
     assert set(b.series["unique_id"]) == set(hier.ids)
     assert {"unique_id", "ds", "y", "fitted", "lo_80", "hi_95"} <= set(b.insample.columns)
     assert b.backtest.columns == ["unique_id", "ds", "cutoff", "h", "y", "yhat"]
-    # 48 months: first fit on 24, 6-month windows one month apart -> 19 cutoffs (of 25 asked)
-    assert res.cv["cutoff"].n_unique() == 48 - 24 - 6 + 1
+    # 48 months: first fit on 29 (60 %), 6-month windows one month apart -> 14 cutoffs of 25
+    assert res.cv["cutoff"].n_unique() == 48 - 29 - 6 + 1
     assert {"SeasonalNaive", "AutoETS", "Ensemble-mean", "Ensemble-median"} <= set(res.cv.columns)
     assert res.scores.columns == [
         "unique_id",
