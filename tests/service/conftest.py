@@ -15,12 +15,20 @@ from pydantic import SecretStr
 
 from service.config import Settings
 from service.main import create_app
+from service.store import upgrade
 from tests.panels import shared_file
 from tests.service.synthetic import fake_loader, make_bundle
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def sqlite_store(path) -> str:
+    """The URL of a SQLite store at ``path``, upgraded (what `spendcast db upgrade` does)."""
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
 
 
 def pg_reachable() -> str | None:
@@ -73,7 +81,8 @@ def wait_ready(client: TestClient, timeout: float = 10) -> dict[str, Any]:
 
 @pytest.fixture
 def make_client(tmp_path, synthetic_bundle) -> Iterator[Callable[..., TestClient]]:
-    """``make_client(loader=None, db=None, ready=True, **settings)`` -> a started TestClient."""
+    """``make_client(loader=None, db=None, ready=True, upgraded=True, **settings)`` -> a started
+    TestClient on a store ``spendcast db upgrade`` has prepared (unless ``upgraded=False``)."""
     stack: list[Any] = []
 
     def factory(
@@ -82,9 +91,12 @@ def make_client(tmp_path, synthetic_bundle) -> Iterator[Callable[..., TestClient
         db: tuple[str, str | None] | None = None,
         ready: bool = True,
         retry_seconds: float = 0.2,
+        upgraded: bool = True,
         **overrides: Any,
     ) -> TestClient:
         url, schema = db or (f"sqlite:///{tmp_path / f'store{len(stack)}.db'}", None)
+        if upgraded:
+            upgrade(url, schema=schema)
         values: dict[str, Any] = {
             "database_url": url,
             "database_schema": schema,

@@ -139,9 +139,9 @@ def save_and_reload(bundle: Bundle, tmp: Path) -> Bundle:
 
 
 def fake_loader(bundle: Bundle, **fields: object):
-    """A ``(uri, cache_dir) -> FakeLoaded`` loader serving ``bundle``."""
+    """A ``(uri, cache_dir, **options) -> FakeLoaded`` loader serving ``bundle``."""
 
-    def load(uri: str, cache_dir: Path | None) -> FakeLoaded:
+    def load(uri: str, cache_dir: Path | None, **_options: object) -> FakeLoaded:
         return FakeLoaded(bundle, uri=uri, **fields)  # type: ignore[arg-type]
 
     return load

@@ -12,7 +12,7 @@ from schemathesis.checks import not_a_server_error
 
 from service.config import Settings
 from service.main import create_app
-from tests.service.conftest import AUTH, KEY
+from tests.service.conftest import AUTH, KEY, sqlite_store
 from tests.service.synthetic import fake_loader, make_bundle
 
 
@@ -20,7 +20,7 @@ from tests.service.synthetic import fake_loader, make_bundle
 def api_schema(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     cfg = Settings(
-        database_url=f"sqlite:///{tmp / 'fuzz.db'}",
+        database_url=sqlite_store(tmp / "fuzz.db"),
         api_keys=SecretStr(KEY),
         cache_dir=tmp / "cache",
         log_level="WARNING",
