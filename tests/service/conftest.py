@@ -196,3 +196,27 @@ def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
         run.log_result(result)
         run.register("spendcast-pbs", promote=True)
     return {"uri": "models:/spendcast-pbs@champion", "bundle": result.bundle}
+
+
+def registered_with_broken_next(source_uri: str, name: str, tmp) -> Callable[[], str]:
+    """Register ``source_uri``'s model as ``name`` v1 (alias champion) and a copy of it with its
+    bundle's ``paths.npz`` removed as v2; returns a function that moves the alias to v2."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    good = client.get_model_version_by_alias(*source_uri.removeprefix("models:/").split("@"))
+    client.create_registered_model(name)
+    v1 = client.create_model_version(name, source=good.source, run_id=good.run_id)
+    client.set_registered_model_alias(name, "champion", v1.version)
+    broken = tmp / f"{name}-broken"
+    mlflow.artifacts.download_artifacts(artifact_uri=good.source, dst_path=str(broken))
+    for f in broken.rglob("paths.npz"):
+        f.unlink()
+    v2 = client.create_model_version(name, source=str(broken), run_id=good.run_id)
+
+    def promote_broken() -> str:
+        client.set_registered_model_alias(name, "champion", v2.version)
+        return str(v2.version)
+
+    return promote_broken
