@@ -32,6 +32,11 @@ SchemaOption = Annotated[
 ]
 
 
+def _say(text: str, *, err: bool = False) -> None:
+    """One plain line (never wrapped: URLs and paths stay whole for scripts)."""
+    (console if err else out).print(text, highlight=False, soft_wrap=True)
+
+
 def _target(url: str | None, schema: str | None) -> tuple[str, str | None]:
     from service.config import get_settings
 
@@ -50,9 +55,9 @@ def upgrade(database_url: UrlOption = None, schema: SchemaOption = None) -> None
         done = run_upgrade(url, schema=schema)
     where = masked_url(url) + (f" (schema {schema})" if schema else "")
     if done.changed:
-        out.print(f"{where}: schema {done.before or 'none'} -> {done.after}", highlight=False)
+        _say(f"{where}: schema {done.before or 'none'} -> {done.after}")
     else:
-        out.print(f"{where}: schema {done.after}, up to date", highlight=False)
+        _say(f"{where}: schema {done.after}, up to date")
 
 
 @db_app.command()
@@ -66,12 +71,11 @@ def status(database_url: UrlOption = None, schema: SchemaOption = None) -> None:
         st = store.status()
     finally:
         store.dispose()
-    out.print(
+    _say(
         f"{masked_url(url)}: {st.status}, schema {st.schema_version or 'none'} "
-        f"(this spendcast needs {st.expected_version})",
-        highlight=False,
+        f"(this spendcast needs {st.expected_version})"
     )
     if st.status != "ok":
         if st.status == "outdated":
-            console.print("run `spendcast db upgrade`", highlight=False)
+            _say("run `spendcast db upgrade`", err=True)
         raise typer.Exit(1)

@@ -111,6 +111,11 @@ class ServedModel:
         self._cancel.set()
 
     @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancel.is_set()
+
+    @property
     def bundle(self) -> Bundle:
         return self.loaded.bundle
 
