@@ -39,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.serve_load import build_model, wait_for  # noqa: E402
-from service.store import Store, upgrade  # noqa: E402
+from service.store import upgrade  # noqa: E402
 from tests.service.conftest import registered_with_broken_next  # noqa: E402
-from tests.service.faults import FaultLoad, figures, run_scenario  # noqa: E402
+from tests.service.faults import fault_run  # noqa: E402
 from tests.service.pg_instance import Postgres, postgres_binaries  # noqa: E402
 from tests.service.server import free_port  # noqa: E402
 
@@ -101,34 +101,20 @@ def main() -> None:
             wait_for(base + "/readyz", 120, proc)
             fc = httpx.get(base + "/v1/forecast", params={"unique_id": "total"}).json()
             ids = [s["unique_id"] for s in httpx.get(base + "/v1/series").json()["series"]][:6]
-            auth = {"Authorization": f"Bearer {key}"}
-            load = FaultLoad(
-                base, auth, ids=ids, months=fc["ds"][:3], workers=args.workers, budget=args.budget
+            fig = fault_run(
+                base,
+                pg,
+                promote_broken,
+                auth={"Authorization": f"Bearer {key}"},
+                ids=ids,
+                months=fc["ds"][:3],
+                steps=_steps(args.duration, args.outage),
+                workers=args.workers,
+                budget=args.budget,
             )
-            downs = iter(["fast", "immediate"])
-
-            def broken_reload() -> int:
-                promote_broken()
-                return httpx.post(base + "/v1/admin/reload", headers=auth, timeout=60).status_code
-
-            done = run_scenario(
-                load,
-                _steps(args.duration, args.outage),
-                {
-                    "db-down": lambda: pg.stop(next(downs)),
-                    "db-up": pg.start,
-                    "broken-reload": broken_reload,
-                    "end": lambda: None,
-                },
-            )
-            served = httpx.get(base + "/v1/model").json()["version"]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        store = Store(pg.url)
-        rows = store.all_observations()
-        store.dispose()
-    fig = figures(load, rows, reload_status=done["broken-reload"], model_kept=served == "1")
     print(f"load {args.duration:.0f}s, {args.workers} clients, two {args.outage:.0f}s outages")
     print("\n".join(fig.lines()))
     ok = (fig.lost, fig.duplicated, fig.not_dense, fig.bad) == (0, 0, 0, 0)

@@ -18,11 +18,9 @@ upgrade`` does). Database failures surface as :class:`~service.store.engine.Stor
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,7 +29,6 @@ from sqlalchemy import and_, func, insert, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from forecasting.errors import InputError
 from forecasting.monitoring.judgement import Judgement
 from service.store import migrate
 from service.store.engine import (
@@ -41,6 +38,7 @@ from service.store.engine import (
     guard,
     make_engine,
 )
+from service.store.rows import decode_cursor, encode_cursor, observation_row, result_row
 from service.store.tables import JSON_COLUMNS, VERDICT_COLUMNS, metadata, observations, results
 
 __all__ = ["Store", "StoredJudgement", "StoreStatus", "Known", "NOT_STORED"]
@@ -222,7 +220,7 @@ class Store:
                 cur = latest[(j.unique_id, j.ds)] = _Latest(
                     (cur.revision if cur else 0) + 1, j.y, j.as_of, pending=True
                 )
-                rows.append(_observation_row(j, cur.revision, now, request_id))
+                rows.append(observation_row(j, cur.revision, now, request_id))
                 pending.append(cur)
             slots.append((cur, cur.pending))
         if rows:
@@ -265,8 +263,7 @@ class Store:
     ) -> None:
         """Insert each verdict, or replace the one stored for the same observation and level."""
         rows = {
-            (s.observation_id, s.judgement.level): _result_row(s, model_version, now)
-            for s in stored
+            (s.observation_id, s.judgement.level): result_row(s, model_version, now) for s in stored
         }
         if not rows:
             return
@@ -337,7 +334,7 @@ class Store:
         if flagged is not None:
             stmt = stmt.where(r.is_anomaly.is_(flagged))
         if after is not None:
-            ds, uid, rev, rid = _decode_cursor(after)
+            ds, uid, rev, rid = decode_cursor(after)
             key = tuple_(o.ds, o.unique_id, o.revision)
             stmt = stmt.where(
                 or_(key > tuple_(ds, uid, rev), and_(key == tuple_(ds, uid, rev), r.id > rid))
@@ -349,7 +346,7 @@ class Store:
             for col in JSON_COLUMNS:
                 row[col] = None if row[col] is None else json.loads(row[col])
         last = rows[-1] if len(rows) == limit else None
-        cursor = None if last is None else _encode_cursor(last)
+        cursor = None if last is None else encode_cursor(last)
         for row in rows:
             del row["id"]
         return rows, cursor
@@ -387,66 +384,3 @@ class Store:
 
 def _rev(slot: tuple[_Latest, bool]) -> tuple[int, bool]:
     return slot[0].revision, slot[1]
-
-
-def _observation_row(
-    j: Judgement, revision: int, now: dt.datetime, request_id: str | None
-) -> dict[str, Any]:
-    return {
-        "unique_id": j.unique_id,
-        "ds": j.ds,
-        "y": j.y,
-        "revision": revision,
-        "received_at": now,
-        "request_id": request_id,
-        "as_of": j.as_of,
-    }
-
-
-def _result_row(s: StoredJudgement, model_version: str, now: dt.datetime) -> dict[str, Any]:
-    j = s.judgement
-    return {
-        "observation_id": s.observation_id,
-        "model_version": model_version,
-        "level": j.level,
-        "expected": j.expected,
-        "lo": j.lo,
-        "hi": j.hi,
-        "is_anomaly": j.is_anomaly,
-        "direction": j.direction,
-        "score": j.score,
-        "status": j.status,
-        "judged_at": now,
-        "conditioned_on": j.conditioned_on,
-        "conditioning": _conditioning_json(j.conditioning),
-        "age": j.age,
-        "paid_share": j.paid_share,
-        "explained_by": None if j.explained_by is None else json.dumps(j.explained_by),
-    }
-
-
-def _conditioning_json(conditioning: Mapping[dt.date, float] | None) -> str | None:
-    """``{"YYYY-MM-DD": value}`` JSON text of what conditioned a judgement."""
-    if conditioning is None:
-        return None
-    return json.dumps({d.isoformat(): v for d, v in conditioning.items()})
-
-
-def _encode_cursor(row: Mapping[str, Any]) -> str:
-    key = [row["ds"].isoformat(), row["unique_id"], int(row["revision"]), int(row["id"])]
-    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[dt.date, str, int, int]:
-    """The key a cursor holds, or :class:`InputError` naming ``after``."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        ds, uid, rev, rid = json.loads(raw)
-        key = (dt.date.fromisoformat(ds), str(uid), int(rev), int(rid))
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise InputError(
-            "not a cursor of this listing",
-            column="after",
-            hint="pass the next_after value of the previous page unchanged",
-        ) from exc
-    return key

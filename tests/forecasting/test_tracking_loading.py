@@ -3,9 +3,7 @@ best-effort cache refresh, no downloaded folder left behind, no password in any 
 
 from __future__ import annotations
 
-import socket
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from forecasting import tracking
 from forecasting.errors import SpendcastError
 from tests.forecasting.tracking_helpers import fast_config, make_result
-from tests.mlflow_faults import quick_mlflow_retries
+from tests.mlflow_faults import hanging_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -41,32 +39,8 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
 @pytest.fixture
 def hanging_registry() -> Iterator[str]:
     """A PostgreSQL tracking URI (with a password) on a port that accepts and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    port = server.getsockname()[1]
-    with quick_mlflow_retries():
-        try:
-            yield f"postgresql+psycopg://spendcast:{PASSWORD}@127.0.0.1:{port}/mlflow"
-        finally:
-            stop.set()
-            t.join()
-            for s in held:
-                s.close()
-            server.close()
+    with hanging_postgres(PASSWORD) as url:
+        yield url
 
 
 def test_a_hanging_registry_is_bounded_and_the_cache_serves(

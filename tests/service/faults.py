@@ -22,12 +22,17 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 
-__all__ = ["Event", "Figures", "FaultLoad", "figures", "stored_problems"]
+from service.store import Store
+
+if TYPE_CHECKING:
+    from tests.service.pg_instance import Postgres
+
+__all__ = ["Event", "Figures", "FaultLoad", "figures", "stored_problems", "fault_run"]
 
 
 @dataclass
@@ -254,3 +259,47 @@ def run_scenario(
     finally:
         load.stop()
     return out
+
+
+def fault_run(
+    base: str,
+    pg: Postgres,
+    promote_broken: Callable[[], str],
+    *,
+    auth: dict[str, str],
+    ids: list[str],
+    months: list[str],
+    steps: list[tuple[float, str]],
+    workers: int = 32,
+    budget: int = 200_000,
+) -> Figures:
+    """The whole run on a service at ``base`` whose store is ``pg`` and whose model v1 is
+    served: load, ``steps`` (``db-down`` / ``db-up`` / ``broken-reload`` / ``end``), figures.
+
+    The first outage stops PostgreSQL cleanly (``fast``), the second like a crash
+    (``immediate``).
+    """
+    load = FaultLoad(base, auth, ids=ids, months=months, workers=workers, budget=budget)
+    downs = iter(["fast", "immediate"])
+
+    def broken_reload() -> int:
+        promote_broken()
+        return httpx.post(base + "/v1/admin/reload", headers=auth, timeout=60).status_code
+
+    done = run_scenario(
+        load,
+        steps,
+        {
+            "db-down": lambda: pg.stop(next(downs)),
+            "db-up": pg.start,
+            "broken-reload": broken_reload,
+            "end": lambda: None,
+        },
+    )
+    served = httpx.get(base + "/v1/model", timeout=30).json()["version"]
+    store = Store(pg.url)
+    try:
+        rows = store.all_observations()
+    finally:
+        store.dispose()
+    return figures(load, rows, reload_status=done["broken-reload"], model_kept=served == "1")

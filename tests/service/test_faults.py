@@ -6,16 +6,15 @@ back within 5 s of the database (``benchmarks/faults.py`` runs the longer versio
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from service.config import Settings
 from service.main import create_app
 from service.serving import default_loader
-from service.store import Store, upgrade
+from service.store import upgrade
 from tests.service.conftest import AUTH, KEY, registered_with_broken_next
-from tests.service.faults import FaultLoad, figures, run_scenario
+from tests.service.faults import fault_run
 from tests.service.pg_instance import Postgres, postgres_binaries
 from tests.service.server import running
 
@@ -49,28 +48,9 @@ def test_postgres_restarts_and_a_broken_reload_under_load(real_model, tmp_path):
         )
         app = create_app(settings, loader=default_loader, retry_seconds=0.5)
         with running(app, ready_timeout=60) as base:
-            load = FaultLoad(base, AUTH, ids=bundle.ids[:4], months=months, workers=32)
-            downs = iter(["fast", "immediate"])
-
-            def broken_reload() -> int:
-                promote_broken()
-                return httpx.post(base + "/v1/admin/reload", headers=AUTH, timeout=60).status_code
-
-            done = run_scenario(
-                load,
-                STEPS,
-                {
-                    "db-down": lambda: pg.stop(next(downs)),
-                    "db-up": pg.start,
-                    "broken-reload": broken_reload,
-                    "end": lambda: None,
-                },
+            fig = fault_run(
+                base, pg, promote_broken, auth=AUTH, ids=bundle.ids[:4], months=months, steps=STEPS
             )
-            served = httpx.get(base + "/v1/model").json()["version"]
-        store = Store(pg.url)
-        rows = store.all_observations()
-        store.dispose()
-    fig = figures(load, rows, reload_status=done["broken-reload"], model_kept=served == "1")
     print("\n".join(fig.lines()))
     assert fig.acknowledged > 100 and fig.by_status.get("503", 0) > 0  # outages were felt
     assert (fig.lost, fig.duplicated, fig.not_dense, fig.bad) == (0, 0, 0, 0)

@@ -3,14 +3,12 @@ nothing else serves, the registry retried, broken champions refused, warm-ups ca
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
 
 from service.serving import ServedModel, default_loader
-from tests.mlflow_faults import quick_mlflow_retries
+from tests.mlflow_faults import hanging_postgres
 from tests.service.conftest import AUTH, registered_with_broken_next, wait_ready
 from tests.service.synthetic import FakeLoaded, make_bundle
 
@@ -88,33 +86,9 @@ def test_a_broken_new_champion_is_refused(make_client, real_model, tmp_path):
 @pytest.fixture
 def hanging_registry(monkeypatch):
     """MLFLOW_TRACKING_URI on a PostgreSQL port that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    t = threading.Thread(target=accept, daemon=True)
-    t.start()
-    with quick_mlflow_retries():
-        port = server.getsockname()[1]
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"postgresql+psycopg://u:pw@127.0.0.1:{port}/m")
-        try:
-            yield
-        finally:
-            stop.set()
-            t.join()
-            for s in held:
-                s.close()
-            server.close()
+    with hanging_postgres() as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        yield
 
 
 @pytest.mark.slow
