@@ -142,10 +142,10 @@ def _build(
 
 def _upgrade_store() -> None:
     """``spendcast db upgrade`` on the demo's store (the service only checks the schema)."""
-    from service.config import get_settings
+    from service.config import Settings
     from service.store import masked_url, upgrade
 
-    settings = get_settings()
+    settings = Settings()  # not get_settings(): the service's, cached, comes after the key
     done = upgrade(settings.database_url, schema=settings.database_schema)
     out.print(f"store {masked_url(settings.database_url)}: schema {done.after}", highlight=False)
 

@@ -46,13 +46,13 @@ class Settings(BaseSettings):
     cache_dir: Path = Path(".spendcast-cache")
     database_url: str = "sqlite:///spendcast.db"
     database_schema: str | None = None
-    db_connect_timeout: Annotated[float, Field(gt=0, le=300)] = 5.0
-    db_statement_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
-    db_lock_timeout: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    db_connect_timeout: Annotated[float, Field(gt=0, le=300)] = Timeouts.connect
+    db_statement_timeout: Annotated[float, Field(gt=0, le=3600)] = Timeouts.statement
+    db_lock_timeout: Annotated[float, Field(gt=0, le=3600)] = Timeouts.lock
     api_keys: SecretStr = SecretStr("")
     read_keys: SecretStr = SecretStr("")
     registry_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
-    model_retry_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    model_retry_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
     docs: bool = True
     max_body_bytes: Annotated[int, Field(ge=1)] = 5 * 1024 * 1024
     max_observations: Annotated[int, Field(ge=1, le=10_000)] = 10_000

@@ -181,9 +181,7 @@ def _request_id(request: Request) -> str | None:
 
 
 async def _store_error(request: Request, exc: Exception) -> JSONResponse:
-    outdated = isinstance(exc, StoreOutdated)
-    if outdated:  # StoreUnavailable was logged (masked) where it was raised
-        log.error("store schema outdated", extra={"error": str(exc)})
+    outdated = isinstance(exc, StoreOutdated)  # said at start and by /readyz; no log flood
     return problem(
         503,
         "Store schema outdated" if outdated else "Store unavailable",

@@ -63,7 +63,7 @@ class Timeouts:
 
     connect: float = 5.0
     statement: float = 30.0
-    lock: float = 10.0
+    lock: float = 30.0
 
 
 def masked_url(url: str) -> str:

@@ -169,6 +169,7 @@ def test_1000_concurrent_detect_posts(db, tmp_path, synthetic_bundle):
         api_keys=SecretStr(KEY),
         cache_dir=tmp_path / "cache",
         log_level="WARNING",
+        db_lock_timeout=300,  # correctness under contention here, not latency: never 503
     )
     app = create_app(cfg, loader=fake_loader(synthetic_bundle))
     rng = random.Random(7)
