@@ -176,6 +176,9 @@ def main() -> None:  # noqa: C901 - a script
     }
     sp, mp = free_port(), free_port()
     py = sys.executable
+    subprocess.run(  # the store's schema is an explicit step: `spendcast db upgrade`
+        [str(Path(py).parent / "spendcast"), "db", "upgrade"], env=env, cwd=ROOT, check=True
+    )
     service = subprocess.Popen(
         [py, "-m", "uvicorn", "service.main:app", "--host", "127.0.0.1", "--port", str(sp),
          "--no-access-log", "--log-level", "warning"],

@@ -2,7 +2,7 @@
 
 This module assembles the typer app from one module per command group: :mod:`cli.data`
 (synth, ingest), :mod:`cli.train` (train, experiment run|compare), :mod:`cli.serve`
-(serve, demo) and :mod:`cli.detect`.
+(serve, demo), :mod:`cli.detect` and :mod:`cli.db` (db upgrade|status).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from cli.data import ingest, synth
+from cli.db import db_app
 from cli.detect import detect
 from cli.serve import demo, serve
 from cli.train import experiment_app, train
@@ -26,3 +27,4 @@ app = typer.Typer(
 for command in (synth, ingest, train, serve, demo, detect):
     app.command()(command)
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(db_app, name="db")

@@ -11,7 +11,10 @@ from cli.common import HostOption, ModelOption, PortOption, console, exit_on_err
 from cli.train import train_table
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from forecasting.tracking import TrainOutcome
+    from service.config import Settings
 
 __all__ = ["serve", "demo"]
 
@@ -22,9 +25,12 @@ def serve(
     model: ModelOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
-    """Serve the HTTP API (uvicorn, service.main) on the model named by --model."""
+    """Serve the HTTP API (uvicorn, service.main) on the model named by --model.
+
+    The observation store must be at the schema this version needs (`spendcast db upgrade`);
+    the banner says whether it is, and whether API keys are configured.
+    """
     import uvicorn
-    from rich.table import Table
 
     from service.config import get_settings
     from service.main import create_app
@@ -32,15 +38,40 @@ def serve(
     settings = get_settings()
     if model:
         settings = settings.model_copy(update={"model_uri": model})
-    base = local_url(host, port)
+    out.print(_banner(settings, local_url(host, port)))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+def _banner(settings: Settings, base: str) -> Table:
+    """Model, database (masked, with its schema status), URLs, keys (warned when none)."""
+    from rich.table import Table
+
+    from service.main import NO_KEYS_WARNING
+    from service.store import Store, masked_url
+
+    url = settings.database_url
+    store = Store(url, schema=settings.database_schema, timeouts=settings.timeouts)
+    try:
+        st = store.status()
+    finally:
+        store.dispose()
+    schema = {
+        "ok": f"schema {st.schema_version}",
+        "unavailable": "[yellow]unreachable now[/] (the service retries)",
+        "outdated": f"[bold red]schema {st.schema_version or 'none'}, needs "
+        f"{st.expected_version}: run `spendcast db upgrade`[/]",
+    }[st.status]
     table = Table(title="spendcast serve", show_header=False)
     table.add_row("model", settings.model_uri)
-    table.add_row("database", settings.database_url.split("@")[-1])
-    table.add_row("API docs", f"{base}/docs")
+    table.add_row("database", f"{masked_url(url)}  {schema}")
+    table.add_row("API docs", f"{base}/docs" if settings.docs else "off (SPENDCAST_DOCS=false)")
     table.add_row("ready", f"{base}/readyz")
-    table.add_row("API keys", f"{len(settings.keys)} configured (SPENDCAST_API_KEYS)")
-    out.print(table)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    keys = f"{len(settings.keys)} configured (SPENDCAST_API_KEYS)"
+    warn = f"[bold yellow]warning: {NO_KEYS_WARNING}[/]"
+    table.add_row("API keys", keys if settings.keys else warn)
+    reads = f"need a key ({len(settings.readers)} read keys)" if settings.readers else "open"
+    table.add_row("reads", reads)
+    return table
 
 
 def demo(
@@ -75,6 +106,7 @@ def demo(
     if not serve_after:
         return
     console.rule("4/4 serve")
+    _upgrade_store()
     _print_try_these(panel, host, port)
     serve(host=host, port=port, model=None, log_level="warning")
 
@@ -106,6 +138,16 @@ def _build(
         promote=True,
         progress=True,
     )
+
+
+def _upgrade_store() -> None:
+    """``spendcast db upgrade`` on the demo's store (the service only checks the schema)."""
+    from service.config import Settings
+    from service.store import masked_url, upgrade
+
+    settings = Settings()  # not get_settings(): the service's, cached, comes after the key
+    done = upgrade(settings.database_url, schema=settings.database_schema)
+    out.print(f"store {masked_url(settings.database_url)}: schema {done.after}", highlight=False)
 
 
 def _print_try_these(panel: Path, host: str, port: int) -> None:

@@ -3,6 +3,11 @@
 Routes raise the exceptions below (or let library errors through); they never build error
 responses themselves. Problem fields: ``type``, ``title``, ``status``, ``detail`` and, for
 validation errors, ``errors`` (a list of ``{field, message}``) plus ``field`` (the first one).
+
+Nothing internal reaches an answer: a library error that is not about the request's input
+(:class:`~forecasting.errors.SpendcastError`) and an unexpected exception answer a generic
+detail with the request id, and the log line (masked) holds the message. Every 503 carries
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from forecasting.errors import InputError, SpendcastError
+from forecasting.redact import redact
+from service.store import StoreOutdated, StoreUnavailable
 
 __all__ = [
     "PROBLEM_JSON",
@@ -28,13 +35,17 @@ __all__ = [
     "InvalidParameter",
     "PayloadTooLarge",
     "ReloadFailed",
+    "RETRY_AFTER",
     "problem",
     "error_response",
+    "internal_error",
     "register_error_handlers",
 ]
 
 PROBLEM_JSON = "application/problem+json"
 _TYPE = "https://spendcast.example/problems/"
+RETRY_AFTER = 5
+"""Seconds a client is told to wait after a 503."""
 log = logging.getLogger("spendcast.service")
 
 
@@ -57,6 +68,10 @@ class NotReady(ServiceError):
     """No model is loaded yet."""
 
     status, slug, title = 503, "not-ready", "Model not loaded"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": str(RETRY_AFTER)}
 
 
 class Unauthorized(ServiceError):
@@ -111,10 +126,10 @@ class PayloadTooLarge(ServiceError):
         self.headers = {"Connection": "close"}
 
 
-class ReloadFailed(ServiceError):
+class ReloadFailed(NotReady):
     """The model store could not give a model; the previous model keeps serving."""
 
-    status, slug, title = 503, "reload-failed", "Model reload failed"
+    slug, title = "reload-failed", "Model reload failed"
 
 
 def problem(
@@ -176,8 +191,36 @@ async def _input_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(422, "Invalid input", exc.message, slug="invalid-input", **extra)
 
 
-async def _spendcast_error(_: Request, exc: Exception) -> JSONResponse:
-    return problem(500, "Model error", str(exc), slug="model-error")
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+async def _store_error(request: Request, exc: Exception) -> JSONResponse:
+    outdated = isinstance(exc, StoreOutdated)  # said at start and by /readyz; no log flood
+    return problem(
+        503,
+        "Store schema outdated" if outdated else "Store unavailable",
+        str(exc) if outdated else "the observation store is unavailable; retry shortly",
+        slug="store-outdated" if outdated else "store-unavailable",
+        headers={"Retry-After": str(RETRY_AFTER)},
+        request_id=_request_id(request),
+    )
+
+
+async def _spendcast_error(request: Request, exc: Exception) -> JSONResponse:
+    rid = _request_id(request)
+    log.error(
+        "model error",
+        extra={"request_id": rid, "error": f"{type(exc).__name__}: {redact(exc)}"[:2000]},
+    )
+    return problem(
+        500,
+        "Model error",
+        "the model could not answer this request; the service log has the details "
+        f"(request id {rid})",
+        slug="model-error",
+        request_id=rid,
+    )
 
 
 _HTTP_ERRORS = {  # status -> (title, slug) of the framework's own errors
@@ -199,16 +242,27 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return problem(500, "Internal error", "an unexpected error occurred", slug="internal")
+def internal_error(request_id: str) -> JSONResponse:
+    """The 500 of an unexpected exception (the request middleware logs it and answers this)."""
+    return problem(
+        500,
+        "Internal error",
+        f"an unexpected error occurred (request id {request_id})",
+        slug="internal",
+        request_id=request_id,
+    )
 
 
 def register_error_handlers(app: FastAPI) -> None:
-    """Map every error the service can raise to problem+json (the one registry)."""
+    """Map every error the service can raise to problem+json (the one registry).
+
+    Unexpected exceptions are answered by the request middleware (:func:`internal_error`),
+    so that their 500 carries ``X-Request-ID`` and is logged once, as JSON.
+    """
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(StoreUnavailable, _store_error)
+    app.add_exception_handler(StoreOutdated, _store_error)
     app.add_exception_handler(SpendcastError, _spendcast_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

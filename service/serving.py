@@ -2,9 +2,14 @@
 
 A :class:`ServedModel` is built once per load (``index_bundle``: id -> the series' stored
 forecast, as numpy arrays; ``adjust_all``: each series adjusted for working days and
-seasonality; each series' display label) so that a request costs O(its answer). :class:`ModelHolder`
-swaps models by rebinding one attribute: a request takes the current model once, at its
-start, and finishes on it even if a reload swaps in another meanwhile.
+seasonality; each series' display label) so that a request costs O(its answer), and warms its
+conditioning models up in a thread that is cancelled when the model is replaced.
+:class:`ModelHolder` swaps models by rebinding one attribute: a request takes the current
+model once, at its start, and finishes on it even if a reload swaps in another meanwhile.
+
+Cache policy: the local copy of the last good load stands in only while nothing else is
+served (the first load of a process); a reload, or a retry of the registry while the
+cached copy serves, loads from the registry or fails and keeps the model it has.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,6 +32,7 @@ from forecasting.data.panel import ID_COL
 from forecasting.monitoring.adjustment import Adjustment, adjust_all
 from forecasting.monitoring.conditioning import warm_up
 from forecasting.monitoring.forecast import ForecastIndex, index_bundle
+from forecasting.redact import redact
 
 if TYPE_CHECKING:  # forecasting.tracking imports mlflow: loaded lazily by default_loader
     from forecasting.tracking import LoadedModel
@@ -50,14 +56,26 @@ def clean(values: Any) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in arr.tolist()]
 
 
-Loader = Callable[[str, Path | None], "LoadedModel"]
+class Loader(Protocol):
+    """``(uri, cache_dir, use_cache=, timeout=) -> LoadedModel``: how the holder loads."""
+
+    def __call__(
+        self,
+        uri: str,
+        cache_dir: Path | None,
+        *,
+        use_cache: bool = True,
+        timeout: float | None = None,
+    ) -> LoadedModel: ...
 
 
-def default_loader(uri: str, cache_dir: Path | None) -> LoadedModel:
+def default_loader(
+    uri: str, cache_dir: Path | None, *, use_cache: bool = True, timeout: float | None = None
+) -> LoadedModel:
     """Load with ``forecasting.tracking.load_model`` (imported lazily: it pulls mlflow)."""
     from forecasting.tracking import load_model
 
-    return load_model(uri, cache_dir=cache_dir)
+    return load_model(uri, cache_dir=cache_dir, use_cache=use_cache, registry_timeout=timeout)
 
 
 @dataclass
@@ -74,11 +92,13 @@ class ServedModel:
     labels: dict[str, str] = field(default_factory=dict)
     adjusted: dict[str, Adjustment] = field(default_factory=dict)
     _payloads: dict[tuple[str, int, tuple[int, ...]], bytes] = field(default_factory=dict)
+    _cancel: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def build(cls, loaded: LoadedModel, load_seconds: float = 0.0) -> ServedModel:
         """Index a loaded bundle, adjust its series and start warming its conditioning models
-        up (a thread). Bundles without labels get each series' last member as its label."""
+        up (a thread that :meth:`cancel` stops). Bundles without labels get each series' last
+        member as its label."""
         bundle = loaded.bundle
         rows = bundle.series.to_dicts()
         for row in rows:
@@ -98,8 +118,18 @@ class ServedModel:
         return served
 
     def warm_up(self) -> int:
-        """Fit every series' conditioning model (``conditioning.warm_up``); how many can."""
-        return warm_up(self.lookup.conditioners)
+        """Fit every series' conditioning model (``conditioning.warm_up``); how many can
+        (stops early once :meth:`cancel` was called)."""
+        return warm_up(self.lookup.conditioners, cancel=self._cancel)
+
+    def cancel(self) -> None:
+        """Stop the warm-up: this model is being replaced (or the service stops)."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._cancel.is_set()
 
     @property
     def bundle(self) -> Bundle:
@@ -142,26 +172,69 @@ class ServedModel:
 
 
 class ModelHolder:
-    """Holds the current :class:`ServedModel`; reloads are serialized and swap atomically."""
+    """Holds the current :class:`ServedModel`; loads are serialized and swap atomically.
 
-    def __init__(self, loader: Loader, uri: str, cache_dir: Path | None) -> None:
+    Args:
+        loader: how to load (:func:`default_loader`).
+        uri: the model to serve.
+        cache_dir: the local copy of the last good load.
+        registry_timeout: seconds one registry attempt may take (None: unbounded).
+        on_load: called with each model swapped in (metrics, log).
+    """
+
+    def __init__(
+        self,
+        loader: Loader,
+        uri: str,
+        cache_dir: Path | None,
+        *,
+        registry_timeout: float | None = None,
+        on_load: Callable[[ServedModel], None] | None = None,
+    ) -> None:
         self.loader = loader
         self.uri = uri
         self.cache_dir = cache_dir
+        self.registry_timeout = registry_timeout
+        self.on_load = on_load
         self.current: ServedModel | None = None
         self.last_error: str | None = None
+        """Why the last load failed (masked): for the log, never for a public answer."""
         self._lock = threading.Lock()
 
+    @property
+    def wants_registry(self) -> bool:
+        """True while nothing, or only the cached copy, is served."""
+        current = self.current
+        return current is None or current.loaded.from_cache
+
     def load(self) -> ServedModel:
-        """Load the model named by ``uri`` and swap it in; raises if loading fails."""
+        """Load the model named by ``uri`` and swap it in; raises if loading fails.
+
+        The cached copy may stand in only when nothing is served yet; otherwise a failed load
+        raises and the current model keeps serving.
+        """
         with self._lock:
             t0 = time.perf_counter()
             try:
-                loaded = self.loader(self.uri, self.cache_dir)
+                loaded = self.loader(
+                    self.uri,
+                    self.cache_dir,
+                    use_cache=self.current is None,
+                    timeout=self.registry_timeout,
+                )
                 served = ServedModel.build(loaded, time.perf_counter() - t0)
             except Exception as exc:
-                self.last_error = str(exc)
+                self.last_error = redact(f"{type(exc).__name__}: {exc}")
                 raise
-            self.current = served  # the swap: one rebinding
+            old, self.current = self.current, served  # the swap: one rebinding
             self.last_error = None
-            return served
+            if old is not None:
+                old.cancel()
+        if self.on_load is not None:
+            self.on_load(served)
+        return served
+
+    def close(self) -> None:
+        """Cancel the current model's warm-up (the service stops)."""
+        if self.current is not None:
+            self.current.cancel()

@@ -3,8 +3,11 @@
 :class:`RequestMiddleware` is a plain ASGI middleware (no per-request task or body copy):
 it reads or makes the request id (``X-Request-ID`` in and out), refuses bodies over the
 limit (``Content-Length`` first, then by counting the streamed bytes), times the request,
-counts it by route template and status, and writes one JSON log line. Headers are never
-logged (so neither are API keys).
+counts it by route template and status, and writes one JSON log line. An exception no
+handler took becomes a 500 problem here (with its ``X-Request-ID``), logged in that same
+line (level ERROR, with the traceback), and is not raised further (so the server does not
+log it a second time). Every answer says ``X-Content-Type-Options: nosniff``. Headers are
+never logged (so neither are API keys).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -22,7 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge, error_response
+from forecasting.redact import redact
+from service.errors import PayloadTooLarge, error_response, internal_error
 
 if TYPE_CHECKING:
     from forecasting.monitoring.judgement import Judgement
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Metrics", "RequestMiddleware", "JsonFormatter", "configure_logging"]
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 log = logging.getLogger("spendcast.access")
 
 
@@ -152,13 +158,16 @@ class RequestMiddleware:
             rid = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         status = 500
-        rid_header = (b"x-request-id", rid.encode())
+        started = False
+        extra_headers = [(b"x-request-id", rid.encode()), _NOSNIFF]
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                status, started = message["status"], True
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                message["headers"] = headers + [h for h in extra_headers if h[0] not in have]
             await send(message)
 
         received = 0
@@ -173,6 +182,7 @@ class RequestMiddleware:
                     raise HTTPException(PayloadTooLarge.status, f"request body over {limit} bytes")
             return message
 
+        error: BaseException | None = None
         try:
             if length is not None and _too_long(length, limit):
                 too_large = PayloadTooLarge(
@@ -181,27 +191,38 @@ class RequestMiddleware:
                 await error_response(too_large)(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception as exc:  # no handler took it: answer 500 here, log it once below
+            error = exc
+            if not started:
+                await internal_error(rid)(scope, receive, send_wrapper)
+            status = 500
         finally:
-            self._account(scope, rid, status, time.perf_counter() - start)
+            self._account(scope, rid, status, time.perf_counter() - start, error)
 
-    def _account(self, scope: Scope, rid: str, status: int, elapsed: float) -> None:
+    def _account(
+        self, scope: Scope, rid: str, status: int, elapsed: float, error: BaseException | None
+    ) -> None:
         """Count and time the request by route template, and write its access-log line."""
         route = scope.get("route")
         template = getattr(route, "path", None) or "<unmatched>"
         self.metrics.requests.labels(template, scope["method"], str(status)).inc()
         self.metrics.latency.labels(template).observe(elapsed)
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "request",
-                extra={
-                    "request_id": rid,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+        level = logging.ERROR if error is not None else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        extra: dict[str, Any] = {
+            "request_id": rid,
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": template,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
+        if error is not None:
+            trace = "".join(traceback.format_exception(error))
+            extra["error"] = redact(f"{type(error).__name__}: {error}")[:2000]
+            extra["traceback"] = redact(trace)[-8000:]
+        log.log(level, "request", extra=extra)
 
 
 def _too_long(raw: bytes, limit: int) -> bool:

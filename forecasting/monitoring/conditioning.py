@@ -188,15 +188,16 @@ def _members(model: str, listed: object, candidates: list[str]) -> tuple[str, ..
     return tuple(cheap or candidates)
 
 
-def warm_up(conditioners: Mapping[str, Conditioner]) -> int:
+def warm_up(conditioners: Mapping[str, Conditioner], cancel: threading.Event | None = None) -> int:
     """Fit every series' conditioning model, top of the hierarchy first.
 
     One-step-ahead judging refits each series' chosen model once (AutoETS ~70 ms, AutoARIMA
     with working days ~0.8 s per series); doing it after a model load keeps that cost out of
-    the first monitoring requests. Returns how many series can be conditioned.
+    the first monitoring requests. Returns how many series can be conditioned; stops before
+    the next series once ``cancel`` is set (the model was replaced).
     """
     order = sorted(conditioners, key=depth)
-    return sum(conditioners[uid].ready() for uid in order)
+    return sum(conditioners[uid].ready() for uid in order if not (cancel and cancel.is_set()))
 
 
 def _french_calendar(config: Mapping[str, object]) -> bool:

@@ -1,10 +1,20 @@
-"""Loading a model's bundle from MLflow, with a local copy served when the store is down."""
+"""Loading a model's bundle from MLflow, with a local copy served when the store is down.
+
+One load attempt (resolve the registry alias, download the artifacts into a temporary
+folder removed afterwards, read the bundle, refresh the local copy) can be bounded in time:
+MLflow's own retries against a store that is down take minutes, so the attempt runs in a
+thread and the caller stops waiting after ``registry_timeout`` seconds (the attempt goes on;
+the next call for the same model waits for it rather than starting another). Messages
+never carry a password (:func:`~forecasting.redact.redact`).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,12 +22,18 @@ import mlflow
 
 from forecasting.bundle import Bundle, BundleError
 from forecasting.errors import InputError, SpendcastError
+from forecasting.redact import redact
 from forecasting.tracking.client import connect, tracking_uri
 from forecasting.tracking.pyfunc import BUNDLE_KEY
 
-__all__ = ["LoadedModel", "load_model"]
+__all__ = ["LoadedModel", "RegistryTimeout", "load_model"]
 
 _INFO_KEYS = ("name", "version", "alias", "run_id")
+log = logging.getLogger("spendcast.tracking")
+
+
+class RegistryTimeout(SpendcastError):
+    """The registry did not give the model within the time allowed (it may still)."""
 
 
 @dataclass
@@ -98,38 +114,117 @@ def _artifact_uri(uri: str, name: str | None, version: str | None) -> str:
     return f"models:/{name}/{version}" if name is not None and version is not None else uri
 
 
-def load_model(uri: str, cache_dir: str | Path | None = None) -> LoadedModel:
-    """Load a spendcast pyfunc model's bundle; fall back to the cache if the store is down.
+def load_model(
+    uri: str,
+    cache_dir: str | Path | None = None,
+    *,
+    use_cache: bool = True,
+    registry_timeout: float | None = None,
+) -> LoadedModel:
+    """Load a spendcast pyfunc model's bundle; fall back to the cache if that fails.
 
     Args:
         uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``models:/NAME/latest``
             (the highest version), ``runs:/ID/model`` or a local directory.
-        cache_dir: where a copy of the last good load is kept.
+        cache_dir: where a copy of the last good load is kept (refreshed by every good load;
+            a failed refresh is logged and does not fail the load).
+        use_cache: serve the cached copy when the registry fails; False: raise instead (a
+            reload must not swap a broken new champion for an old copy).
+        registry_timeout: seconds to wait for the registry (None: as long as MLflow takes).
 
     Raises:
-        SpendcastError: the model cannot be loaded and no cached copy exists.
+        SpendcastError: the model cannot be loaded (and no cached copy may stand in).
     """
     cache = Path(cache_dir) / _cache_key(uri) if cache_dir is not None else None
     try:
-        loaded, bundle_dir = _load(uri)
-    except Exception as exc:  # store down, missing alias, broken artifacts...
-        reason = f"could not load {uri} from {tracking_uri()}: {type(exc).__name__}: {exc}"
-        if cache is not None and (cache / "bundle").exists():
+        return _attempt(uri, cache, registry_timeout)
+    except Exception as exc:  # store down, missing alias, broken artifacts, timeout...
+        where = redact(tracking_uri())
+        reason = f"could not load {uri} from {where}: {type(exc).__name__}: {redact(exc)}"
+        if use_cache and cache is not None and (cache / "bundle").exists():
             return _from_cache(cache, uri, reason + "; serving the cached copy")
-        if isinstance(exc, (BundleError, InputError)):  # a broken bundle or a bad URI
+        if isinstance(exc, InputError):  # a bad URI: nothing a cache or a retry can fix
             raise
+        if isinstance(exc, BundleError):
+            raise BundleError(redact(exc)) from exc
         raise SpendcastError(
             reason
-            + ("; no cached copy" if cache is not None else "")
+            + ("; no cached copy" if cache is not None and use_cache else "")
             + " (train one with `spendcast train ... --register NAME --promote`)"
         ) from exc
-    if cache is not None:
-        _refresh_cache(cache, bundle_dir, loaded)
-    return loaded
 
 
-def _load(uri: str) -> tuple[LoadedModel, Path]:
-    """The model at ``uri`` (a local directory, or downloaded) and its bundle directory."""
+class _Attempt:
+    """One load in a thread of its own, so that a caller can stop waiting for it."""
+
+    def __init__(self, uri: str, cache: Path | None) -> None:
+        self.done = threading.Event()
+        self.result: LoadedModel | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(uri, cache), name="spendcast-registry", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, uri: str, cache: Path | None) -> None:
+        try:
+            self.result = _load_and_cache(uri, cache)
+        except BaseException as exc:  # handed to the waiting caller
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def outcome(self) -> LoadedModel:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+_attempts: dict[tuple[str, str], _Attempt] = {}
+_attempts_lock = threading.Lock()
+
+
+def _attempt(uri: str, cache: Path | None, timeout: float | None) -> LoadedModel:
+    """Load (bounded by ``timeout``); a call finding an attempt in flight waits for it."""
+    if timeout is None:
+        return _load_and_cache(uri, cache)
+    key = (uri, str(cache))
+    with _attempts_lock:
+        attempt = _attempts.get(key)
+        if attempt is None:
+            attempt = _attempts[key] = _Attempt(uri, cache)
+    if not attempt.done.wait(timeout):
+        raise RegistryTimeout(
+            f"the registry did not answer within {timeout:g} s (still trying in the background)"
+        )
+    with _attempts_lock:
+        if _attempts.get(key) is attempt:
+            del _attempts[key]
+    return attempt.outcome()
+
+
+def _load_and_cache(uri: str, cache: Path | None) -> LoadedModel:
+    """Load the model, refresh the local copy (best effort), remove downloaded files."""
+    tmp = Path(tempfile.mkdtemp(prefix="spendcast-model-"))
+    try:
+        loaded, bundle_dir = _load(uri, tmp)
+        if cache is not None:
+            try:
+                _refresh_cache(cache, bundle_dir, loaded)
+            except Exception as exc:  # the model is good: a stale copy is a warning
+                log.warning(
+                    "model cache not refreshed",
+                    extra={"cache": str(cache), "error": f"{type(exc).__name__}: {redact(exc)}"},
+                )
+        return loaded
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load(uri: str, tmp: Path) -> tuple[LoadedModel, Path]:
+    """The model at ``uri`` (a local directory, or downloaded into ``tmp``) and its bundle
+    directory."""
     if Path(uri).exists():
         name = version = alias = run_id = None
         local = Path(uri)
@@ -137,7 +232,9 @@ def _load(uri: str) -> tuple[LoadedModel, Path]:
         connect()
         name, version, alias, run_id = _resolve(uri)
         local = Path(
-            mlflow.artifacts.download_artifacts(artifact_uri=_artifact_uri(uri, name, version))
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=_artifact_uri(uri, name, version), dst_path=str(tmp)
+            )
         )
     bundle_dir = local / "artifacts" / BUNDLE_KEY
     if not bundle_dir.exists():

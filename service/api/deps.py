@@ -21,11 +21,17 @@ __all__ = [
     "StoreDep",
     "MetricsDep",
     "ApiKey",
+    "ReadKey",
     "RequestId",
     "require_api_key",
+    "require_read_key",
 ]
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from SPENDCAST_API_KEYS.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A key from SPENDCAST_API_KEYS (any endpoint) or, for reads when "
+    "SPENDCAST_READ_KEYS is set, from SPENDCAST_READ_KEYS.",
+)
 
 
 def _holder(request: Request) -> ModelHolder:
@@ -35,9 +41,8 @@ def _holder(request: Request) -> ModelHolder:
 
 def _model(holder: Annotated[ModelHolder, Depends(_holder)]) -> ServedModel:
     current = holder.current  # taken once: the request finishes on this model
-    if current is None:
-        why = f" ({holder.last_error})" if holder.last_error else ""
-        raise NotReady(f"no model is loaded yet{why}; retry shortly")
+    if current is None:  # why is in the log (masked), never in a public answer
+        raise NotReady("no model is loaded yet; retry shortly")
     return current
 
 
@@ -63,18 +68,11 @@ MetricsDep = Annotated[Metrics, Depends(_metrics)]
 RequestId = Annotated[str | None, Depends(_request_id)]
 
 
-def require_api_key(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Accept ``Authorization: Bearer KEY`` with KEY in ``SPENDCAST_API_KEYS`` (constant time)."""
-    keys = settings.keys
-    if not keys:
-        raise AuthNotConfigured(
-            "this server has no API key configured, so write and admin endpoints refuse "
-            "every request; set SPENDCAST_API_KEYS=key1,key2 (e.g. a value from "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) and restart"
-        )
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _check_key(credentials: HTTPAuthorizationCredentials | None, keys: tuple[str, ...]) -> None:
+    """Accept ``Authorization: Bearer KEY`` with KEY in ``keys`` (constant time), else 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send 'Authorization: Bearer KEY'")
     given = credentials.credentials.encode()
@@ -85,4 +83,22 @@ def require_api_key(
         raise Unauthorized("wrong API key")
 
 
+def require_api_key(settings: SettingsDep, credentials: Credentials) -> None:
+    """Accept ``Authorization: Bearer KEY`` with KEY in ``SPENDCAST_API_KEYS`` (constant time)."""
+    if not settings.keys:
+        raise AuthNotConfigured(
+            "this server has no API key configured, so write and admin endpoints refuse "
+            "every request; set SPENDCAST_API_KEYS=key1,key2 (e.g. a value from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) and restart"
+        )
+    _check_key(credentials, settings.keys)
+
+
+def require_read_key(settings: SettingsDep, credentials: Credentials) -> None:
+    """When ``SPENDCAST_READ_KEYS`` is set, accept a read key or an API key; else anyone."""
+    if settings.readers:
+        _check_key(credentials, settings.readers + settings.keys)
+
+
 ApiKey = Depends(require_api_key)
+ReadKey = Depends(require_read_key)

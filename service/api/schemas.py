@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from forecasting.monitoring.judgement import Direction, Status
 
 __all__ = [
     "Health",
+    "StorePublic",
     "Readiness",
     "ModelPublic",
     "SeriesPublic",
@@ -38,9 +39,16 @@ __all__ = [
     "HistoricalJudgements",
     "ReloadResult",
     "Level",
+    "FIRST_MONTH",
+    "LAST_MONTH",
+    "MAX_ABS_Y",
 ]
 
 Level = Annotated[int, Field(ge=1, le=99, description="Interval level in percent.")]
+FIRST_MONTH, LAST_MONTH = dt.date(1990, 1, 1), dt.date(2100, 12, 31)
+"""The months an observation may be about (``ds``, ``as_of``)."""
+MAX_ABS_Y = 1e15
+"""An observed amount is finite and below this in absolute value."""
 SeriesId = Annotated[
     str, Field(min_length=1, max_length=512, examples=["total/pharmacie/officine"])
 ]
@@ -52,14 +60,27 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class StorePublic(BaseModel):
+    """The observation store as ``/readyz`` sees it."""
+
+    status: Literal["ok", "unavailable", "outdated"] = Field(
+        description="ok; unavailable (the database does not answer: detect and stored "
+        "results answer 503); outdated (run `spendcast db upgrade`)."
+    )
+    schema_version: str | None = Field(description="The database's schema version.")
+    expected_version: str = Field(description="The schema version this service needs.")
+
+
 class Readiness(BaseModel):
-    """Readiness: ``degraded`` when the model came from the local cache."""
+    """Readiness: ``degraded`` when the model came from the local cache or the store is not
+    usable (the reasons say which, without internals)."""
 
     status: Literal["ready", "degraded"]
     reason: str | None = None
     model_uri: str
     model_version: str | None = None
     loaded_at: dt.datetime
+    store: StorePublic
 
 
 class ModelPublic(BaseModel):
@@ -215,6 +236,21 @@ class AnnualProjectionPublic(BaseModel):
     months: list[ProjectionMonth]
 
 
+def _month(d: dt.date) -> int:
+    return d.year * 12 + d.month
+
+
+def _check_as_of(as_of: dt.date, months: list[dt.date]) -> dt.date:
+    """``as_of`` is not before any of ``months`` nor after next month (a processing month)."""
+    today = dt.date.today()
+    if _month(as_of) > _month(today) + 1:
+        raise ValueError(f"as_of {as_of} is after next month ({today:%Y-%m} + 1)")
+    late = max(months, default=None)
+    if late is not None and _month(as_of) < _month(late):
+        raise ValueError(f"as_of {as_of} is before the observed month {late:%Y-%m}")
+    return as_of
+
+
 class StatisticInterval(BaseModel):
     """Interval of one statistic of a projected month at one level."""
 
@@ -294,13 +330,31 @@ class Observation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     unique_id: SeriesId
-    ds: dt.date = Field(description="The month (any day of it; the first is stored).")
-    y: float = Field(allow_inf_nan=False, description="The observed amount.")
+    ds: dt.date = Field(
+        ge=FIRST_MONTH,
+        le=LAST_MONTH,
+        description="The month (any day of it; the first is stored), 1990-01 to 2100-12.",
+    )
+    y: float = Field(
+        allow_inf_nan=False,
+        gt=-MAX_ABS_Y,
+        lt=MAX_ABS_Y,
+        description="The observed amount (finite, |y| < 1e15).",
+    )
     as_of: dt.date | None = Field(
         None,
+        ge=FIRST_MONTH,
+        le=LAST_MONTH,
         description="Care basis: processing month of the extract this value comes from "
-        "(its age = as_of - ds in months). Default: the request's as_of, else its latest ds.",
+        "(its age = as_of - ds in months; not before ds, not after next month). Default: "
+        "the request's as_of, else (care basis) its latest ds. Stored with the value.",
     )
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_in_range(cls, v: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        ds = info.data.get("ds")
+        return None if v is None else _check_as_of(v, [ds] if ds else [])
 
 
 class DetectRequest(BaseModel):
@@ -311,8 +365,18 @@ class DetectRequest(BaseModel):
     observations: list[Observation] = Field(min_length=1, max_length=10_000)
     level: Level = 99
     as_of: dt.date | None = Field(
-        None, description="Care basis: processing month of observations without their own."
+        None,
+        ge=FIRST_MONTH,
+        le=LAST_MONTH,
+        description="Care basis: processing month of observations without their own (not "
+        "before their ds, not after next month).",
     )
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_in_range(cls, v: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        months = [o.ds for o in info.data.get("observations", ()) if o.as_of is None]
+        return None if v is None else _check_as_of(v, months)
 
 
 class ContributionPublic(BaseModel):
@@ -339,8 +403,14 @@ class JudgementPublic(BaseModel):
     score: float | None = Field(
         None, description="Two-sided tail probability in [0, 1]: small = surprising."
     )
-    revision: int | None = Field(None, description="Stored revision of this (series, month).")
-    new: bool | None = Field(None, description="False when this exact value was stored before.")
+    revision: int | None = Field(
+        None,
+        description="Stored revision of this (series, month); null when not stored "
+        "(UNKNOWN_SERIES, OUT_OF_HORIZON).",
+    )
+    new: bool | None = Field(
+        None, description="False when this value (and as_of) is the latest stored revision."
+    )
     conditioned_on: int | None = Field(
         None,
         description="Months after the training end whose values conditioned this judgement "
@@ -381,10 +451,14 @@ class StoredJudgementPublic(JudgementPublic):
 
 
 class StoredJudgements(BaseModel):
-    """Stored judgements, oldest month first."""
+    """Stored judgements, oldest month first (a page of them)."""
 
     count: int
     results: list[StoredJudgementPublic]
+    next_after: str | None = Field(
+        None,
+        description="Cursor of the next page (pass it as `after`); null on the last page.",
+    )
 
 
 class HistoricalJudgements(BaseModel):

@@ -85,7 +85,7 @@ def test_url_posts_to_a_running_service_with_the_same_verdicts(model_dir, tmp_pa
 
     from service.config import Settings
     from service.main import create_app
-    from tests.service.conftest import KEY
+    from tests.service.conftest import KEY, sqlite_store
     from tests.service.server import running
     from tests.service.synthetic import fake_loader
 
@@ -96,7 +96,7 @@ def test_url_posts_to_a_running_service_with_the_same_verdicts(model_dir, tmp_pa
     r = runner.invoke(app, ["detect", str(obs), "--model", str(path), "--out", str(local)])
     assert r.exit_code == 0, r.output
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        database_url=sqlite_store(tmp_path / "store.db"),
         api_keys=SecretStr(KEY),
         cache_dir=tmp_path / "cache",
         log_level="WARNING",

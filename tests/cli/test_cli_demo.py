@@ -53,6 +53,7 @@ def test_demo_trains_registers_and_serves(tmp_path: Path) -> None:
         base = f"http://127.0.0.1:{port}"
         model = httpx.get(f"{base}/v1/model", timeout=5).json()
         assert (model["name"], model["alias"]) == ("spendcast", "champion")
+        assert httpx.get(f"{base}/readyz").json()["store"]["status"] == "ok"  # demo upgraded it
         assert model["last_ds"].startswith("2023-12") and model["horizon"] == 12
         year = httpx.get(
             f"{base}/v1/projections/annual", params={"unique_id": "total", "year": 2024}

@@ -16,12 +16,20 @@ from pydantic import SecretStr
 
 from service.config import Settings
 from service.main import create_app
+from service.store import upgrade
 from tests.panels import shared_file
 from tests.service.synthetic import fake_loader, make_bundle
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def sqlite_store(path) -> str:
+    """The URL of a SQLite store at ``path``, upgraded (what `spendcast db upgrade` does)."""
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    return url
 
 
 def pg_reachable() -> str | None:
@@ -74,7 +82,8 @@ def wait_ready(client: TestClient, timeout: float = 10) -> dict[str, Any]:
 
 @pytest.fixture
 def make_client(tmp_path, synthetic_bundle) -> Iterator[Callable[..., TestClient]]:
-    """``make_client(loader=None, db=None, ready=True, **settings)`` -> a started TestClient."""
+    """``make_client(loader=None, db=None, ready=True, upgraded=True, **settings)`` -> a started
+    TestClient on a store ``spendcast db upgrade`` has prepared (unless ``upgraded=False``)."""
     stack: list[Any] = []
 
     def factory(
@@ -83,9 +92,12 @@ def make_client(tmp_path, synthetic_bundle) -> Iterator[Callable[..., TestClient
         db: tuple[str, str | None] | None = None,
         ready: bool = True,
         retry_seconds: float = 0.2,
+        upgraded: bool = True,
         **overrides: Any,
     ) -> TestClient:
         url, schema = db or (f"sqlite:///{tmp_path / f'store{len(stack)}.db'}", None)
+        if upgraded:
+            upgrade(url, schema=schema)
         values: dict[str, Any] = {
             "database_url": url,
             "database_schema": schema,
@@ -192,6 +204,30 @@ def pbs_model(real_model, tmp_path_factory) -> dict[str, Any]:
     out = tmp / "pbs.parquet"
     ingest([tidy], out, date_col="Month", value_col="Cost", hierarchy=",".join(levels))
     return _champion(out, "spendcast-pbs")
+
+
+def registered_with_broken_next(source_uri: str, name: str, tmp) -> Callable[[], str]:
+    """Register ``source_uri``'s model as ``name`` v1 (alias champion) and a copy of it with its
+    bundle's ``paths.npz`` removed as v2; returns a function that moves the alias to v2."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    good = client.get_model_version_by_alias(*source_uri.removeprefix("models:/").split("@"))
+    client.create_registered_model(name)
+    v1 = client.create_model_version(name, source=good.source, run_id=good.run_id)
+    client.set_registered_model_alias(name, "champion", v1.version)
+    broken = tmp / f"{name}-broken"
+    mlflow.artifacts.download_artifacts(artifact_uri=good.source, dst_path=str(broken))
+    for f in broken.rglob("paths.npz"):
+        f.unlink()
+    v2 = client.create_model_version(name, source=str(broken), run_id=good.run_id)
+
+    def promote_broken() -> str:
+        client.set_registered_model_alias(name, "champion", v2.version)
+        return str(v2.version)
+
+    return promote_broken
 
 
 @pytest.fixture(scope="session")

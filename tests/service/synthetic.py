@@ -11,7 +11,7 @@ import polars as pl
 
 from forecasting.bundle import Bundle, BundleMeta
 
-__all__ = ["FakeLoaded", "make_bundle", "BOTTOM", "IDS"]
+__all__ = ["FakeLoaded", "make_bundle", "rename_series", "BOTTOM", "IDS"]
 
 BOTTOM = ["total/a/x", "total/a/y", "total/b/z"]
 IDS = ["total", "total/a", "total/b", *BOTTOM]
@@ -139,9 +139,33 @@ def save_and_reload(bundle: Bundle, tmp: Path) -> Bundle:
 
 
 def fake_loader(bundle: Bundle, **fields: object):
-    """A ``(uri, cache_dir) -> FakeLoaded`` loader serving ``bundle``."""
+    """A ``(uri, cache_dir, **options) -> FakeLoaded`` loader serving ``bundle``."""
 
-    def load(uri: str, cache_dir: Path | None) -> FakeLoaded:
+    def load(uri: str, cache_dir: Path | None, **_options: object) -> FakeLoaded:
         return FakeLoaded(bundle, uri=uri, **fields)  # type: ignore[arg-type]
 
     return load
+
+
+def rename_series(bundle: Bundle, old: str, new: str) -> Bundle:
+    """The bundle with the root id ``old`` (and its prefix in every child id) renamed ``new``."""
+
+    def ren(u: str | None) -> str | None:
+        if u is None or not (u == old or u.startswith(old + "/")):
+            return u
+        return new + u[len(old) :]
+
+    def frame(df: pl.DataFrame) -> pl.DataFrame:
+        cols = [c for c in ("unique_id", "parent") if c in df.columns]
+        return df.with_columns(pl.col(c).map_elements(ren, return_dtype=pl.String) for c in cols)
+
+    return Bundle(
+        meta=bundle.meta,
+        history=frame(bundle.history),
+        forecasts=frame(bundle.forecasts),
+        series=frame(bundle.series),
+        path_ids=[str(ren(u)) for u in bundle.path_ids],
+        paths=bundle.paths,
+        insample=frame(bundle.insample),
+        backtest=frame(bundle.backtest),
+    )

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-from sqlalchemy import text
 
 from service.serving import default_loader
-from service.store import Store
 from tests.service.conftest import AUTH
 
 
@@ -86,20 +82,6 @@ def test_flagged_parent_is_explained_by_its_stored_children(real_client, real_mo
     assert {p["unique_id"] for p in parts} == set(kids)
     flagged = real_client.get("/v1/anomalies", params={"unique_id": parent, "flagged": True})
     assert flagged.json()["results"][0]["explained_by"][0]["unique_id"] == kids[-1]
-
-
-def test_store_adds_new_columns_to_an_older_table(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'old.db'}")
-    store.create()
-    with store.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE spendcast_results DROP COLUMN explained_by"))
-        conn.execute(text("ALTER TABLE spendcast_observations DROP COLUMN as_of"))
-    store.create()  # the next start adds them back
-    assert store.latest(["x"], dt.date(2020, 1, 1)) == []
-    with store.engine.connect() as conn:
-        cols = {r[1] for r in conn.execute(text("PRAGMA table_info(spendcast_results)"))}
-    assert {"explained_by", "conditioned_on", "conditioning", "age", "paid_share"} <= cols
-    store.dispose()
 
 
 def test_warm_up_fits_the_conditioning_models_after_load(real_model):

@@ -188,12 +188,14 @@ def test_detect_statuses_and_storage(make_client, synthetic_bundle):
     assert stored["count"] == 2
     assert {x["direction"] for x in stored["results"]} == {"above", "below"}
     since = client.get("/v1/anomalies", params={"since": "2024-02-01"}).json()
-    assert [x["ds"] for x in since["results"]] == ["2024-02-01", "2025-01-01"]
-    again = client.post("/v1/anomalies/detect", json={"observations": obs[:1]}, headers=AUTH)
-    assert again.json()["results"][0]["new"] is False
-    assert client.get("/v1/anomalies", params={"unique_id": "total/a/x"}).json()["count"] == 5
+    assert [x["ds"] for x in since["results"]] == ["2024-02-01"]  # 2025-01: out of horizon
+    assert [(x["revision"], x["new"]) for x in res[3:6]] == [(None, None)] * 3  # not stored
+    again = client.post("/v1/anomalies/detect", json={"observations": obs[1:2]}, headers=AUTH)
+    assert again.json()["results"][0]["new"] is False  # equal to the latest revision
+    assert client.get("/v1/anomalies", params={"unique_id": "total/a/x"}).json()["count"] == 3
+    assert client.get("/v1/anomalies", params={"unique_id": "nope"}).json()["count"] == 0
     metrics = client.get("/metrics").text
-    assert 'spendcast_anomalies_flagged_total{direction="above"} 1.0' in metrics
+    assert 'spendcast_anomalies_flagged_total{direction="above"} 2.0' in metrics  # judged twice
 
 
 def test_detect_level_outside_trained_uses_paths(client):

@@ -1,4 +1,5 @@
-"""`spendcast serve` starts uvicorn on the app; healthy at once, not ready without a model."""
+"""`spendcast serve` starts uvicorn on the app; healthy at once, not ready without a model;
+its banner warns when no API key is configured and when the store needs an upgrade."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def test_serve_command_starts_and_reports_not_ready(tmp_path):
         "SPENDCAST_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
         "SPENDCAST_CACHE_DIR": str(tmp_path / "cache"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "COLUMNS": "250",
     }
     proc = subprocess.Popen(
         [BIN, "serve", "--port", str(port), "--model", "models:/missing@champion"],
@@ -52,3 +54,8 @@ def test_serve_command_starts_and_reports_not_ready(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
     assert "models:/missing@champion" in out and f"127.0.0.1:{port}/docs" in out
+    assert "warning: no API key configured" in out  # the banner says it (and the log)
+    assert (
+        '"level": "WARNING"' in out and "no API key configured" in out.split("spendcast serve")[-1]
+    )
+    assert "run `spendcast db upgrade`" in out  # the store was never upgraded

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from service.config import Settings
 from service.main import create_app
 from service.serving import default_loader
-from tests.service.conftest import AUTH, KEY
+from tests.service.conftest import AUTH, KEY, sqlite_store
 from tests.service.server import running
 
 CHROMIUM = "/usr/bin/chromium"
@@ -52,7 +52,7 @@ def base_url(request, tmp_path_factory) -> Iterator[str]:
     model = request.getfixturevalue(f"{request.param}_model")
     tmp = tmp_path_factory.mktemp("ui")
     settings = Settings(
-        database_url=f"sqlite:///{tmp / 'store.db'}",
+        database_url=sqlite_store(tmp / "store.db"),
         cache_dir=tmp / "cache",
         model_uri=model["uri"],
         log_level="WARNING",

@@ -6,8 +6,8 @@ import datetime as dt
 
 from fastapi import APIRouter, Query
 
-from forecasting.monitoring.judge import judge
-from forecasting.monitoring.judgement import insample_levels, judge_insample
+from forecasting.monitoring.judge import Obs, judge
+from forecasting.monitoring.judgement import Judgement, insample_levels, judge_insample
 from service.api.common import check_served, series_of
 from service.api.deps import ApiKey, MetricsDep, ModelDep, RequestId, SettingsDep, StoreDep
 from service.api.schemas import (
@@ -19,6 +19,7 @@ from service.api.schemas import (
     StoredJudgements,
 )
 from service.errors import InvalidParameter
+from service.store import Known, StoredJudgement
 
 __all__ = ["router"]
 
@@ -59,9 +60,21 @@ def detect(
     not a drop.
 
     A flagged parent lists in ``explained_by`` its children judged for the same month (in
-    the request or stored) with their deviations, largest first. The same (series, month,
-    value) posted again is not stored twice; a new value for a stored (series, month) is
-    stored as the next ``revision`` and later months are re-judged on it.
+    the request or stored) with their deviations, largest first.
+
+    **Level shifts.** After ``SPENDCAST_SHIFT_AFTER`` (default 3) anomalies in a row on the
+    same side, the last of them is reported as ``LEVEL_SHIFT`` (``level_shift_since``: the
+    first month of the run) and the new level is accepted: later months are judged against
+    it and carry ``level_shift_since`` (0 turns this off: a lasting shift stays flagged every
+    month until the model is retrained).
+
+    **Storage.** Reading the stored months, judging and storing run under the store's write
+    lock, so concurrent calls are judged one after the other and each stored verdict is the
+    one answered. A value equal to the latest stored revision of its (series, month) (same
+    ``y``, same effective ``as_of``) is not stored again (``new`` false); any other value is
+    stored as the next ``revision`` (A, B, then A again: three revisions) and later months
+    are judged on it. ``UNKNOWN_SERIES`` and ``OUT_OF_HORIZON`` observations are answered,
+    not stored (``revision`` null).
 
     A request naming a withheld series (privacy: a month under the threshold of acts; the
     total of a flat panel) gets 404 (problem type ``small-cell`` or ``flat-total``) and
@@ -71,26 +84,50 @@ def detect(
             f"{len(body.observations)} observations; at most {settings.max_observations} per call",
             field="observations",
         )
+    rows = _effective_rows(body, care=model.bundle.meta.basis == "care")
     ids = {o.unique_id for o in body.observations}
     check_served(model, sorted(ids), field="observations")  # nothing stored for a withheld id
     ids |= {c for u in list(ids) for c in model.lookup.children.get(u, ())}
-    known = store.latest(sorted(ids), dt.date.fromisoformat(model.bundle.meta.last_ds))
-    judgements = judge(
-        ((o.unique_id, o.ds, o.y, o.as_of) for o in body.observations),
-        model.lookup,
-        level=body.level,
-        stored=known,
-        as_of=body.as_of,
+
+    def judge_on(known: list[Known]) -> list[Judgement]:
+        return judge(
+            rows,
+            model.lookup,
+            level=body.level,
+            stored=known,
+            as_of=body.as_of,
+            shift_after=settings.shift_after,
+        )
+
+    judgements, stored = store.judge_and_record(
+        sorted(ids),
+        dt.date.fromisoformat(model.bundle.meta.last_ds),
+        judge_on,
+        model_version=model.version_label,
+        request_id=request_id,
     )
-    stored = store.record(judgements, model_version=model.version_label, request_id=request_id)
     metrics.count_judged(judgements)
-    results = [JudgementPublic(**vars(s.judgement), revision=s.revision, new=s.new) for s in stored]
     return DetectResponse(
         model_version=model.version_label,
         level=body.level,
         n_anomalies=sum(j.is_anomaly for j in judgements),
-        results=results,
+        results=[_public(j, s) for j, s in zip(judgements, stored, strict=True)],
     )
+
+
+def _effective_rows(body: DetectRequest, *, care: bool) -> list[Obs]:
+    """``(unique_id, ds, y, as_of)`` with the ``as_of`` each row is judged and stored with:
+    its own, else the request's, else (care basis) the request's latest month."""
+    default = body.as_of
+    if default is None and care:
+        default = max(o.ds for o in body.observations)
+    return [(o.unique_id, o.ds, o.y, o.as_of or default) for o in body.observations]
+
+
+def _public(j: Judgement, s: StoredJudgement | None) -> JudgementPublic:
+    if s is None:
+        return JudgementPublic(**vars(j))
+    return JudgementPublic(**vars(j), revision=s.revision, new=s.new)
 
 
 @router.get("", response_model=StoredJudgements, summary="Stored results")
@@ -99,18 +136,32 @@ def list_results(
     unique_id: str | None = Query(None, max_length=512, description="Only this series."),
     since: dt.date | None = Query(None, description="Only months on or after this date."),
     flagged: bool | None = Query(None, description="true: anomalies only; false: the others."),
-    limit: int = Query(1000, ge=1, le=10_000),
-    offset: int = Query(0, ge=0, le=2**31 - 1),
+    limit: int = Query(1000, ge=1, le=10_000, description="Most results in this page."),
+    after: str | None = Query(
+        None, max_length=1024, description="The `next_after` of the previous page."
+    ),
+    offset: int = Query(
+        0,
+        ge=0,
+        le=100_000,
+        deprecated=True,
+        description="Deprecated (slow on a long store): page with `after` instead.",
+    ),
 ) -> StoredJudgements:
-    """Stored judgements (every revision), oldest month first."""
-    rows = store.list_results(
-        unique_id=unique_id, since=since, flagged=flagged, limit=limit, offset=offset
+    """Stored judgements (every revision), oldest month first, a page at a time: pass the
+    answer's `next_after` as `after` for the next page (null: no more)."""
+    if after is not None and offset:
+        raise InvalidParameter("give either after or offset, not both", field="offset")
+    rows, next_after = store.list_results(
+        unique_id=unique_id, since=since, flagged=flagged, limit=limit, after=after, offset=offset
     )
-    return StoredJudgements(count=len(rows), results=[StoredJudgementPublic(**r) for r in rows])
+    return StoredJudgements(
+        count=len(rows), results=[StoredJudgementPublic(**r) for r in rows], next_after=next_after
+    )
 
 
 @router.get("/historical", response_model=HistoricalJudgements, summary="In-sample flags")
-async def historical(
+def historical(
     model: ModelDep,
     unique_id: str = Query(..., min_length=1, max_length=512, description="The series."),
     level: int | None = Query(None, ge=1, le=99, description="Default: 99 or the widest."),

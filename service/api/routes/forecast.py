@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -22,33 +24,45 @@ CSV_DOC = """With `format=csv` the answer is `text/csv` made for Excel in French
 byte-order mark, `;` as separator, decimal comma, one row per (series, month). Headers:
 `serie` (unique_id), `libelle` (the series' label), `mois` (month, AAAA-MM), `prevision`
 (point forecast), `borne_basse_<L>` / `borne_haute_<L>` (lower / upper bound of the L %
-interval, per level)."""
+interval, per level). Text cells starting with `=`, `+`, `-`, `@`, a tab or a carriage return
+get a leading `'` (so a spreadsheet never runs them as formulas); cells holding `;` or quotes
+are quoted."""
 
 _CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "OK"}
 }
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _num(v: float) -> str:
     return f"{v:.2f}".replace(".", ",") if math.isfinite(v) else ""
 
 
+def _text(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting like a formula gets a ``'``."""
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
 def _csv(model: ServedModel, ids: Sequence[str], horizon: int, levels: list[int]) -> Response:
+    buf = io.StringIO()
+    buf.write("\ufeff")
+    out = csv.writer(buf, delimiter=";", lineterminator="\r\n")
     head = ["serie", "libelle", "mois", "prevision"]
     for lv in levels:
         head += [f"borne_basse_{lv}", f"borne_haute_{lv}"]
-    lines = [";".join(head)]
+    out.writerow(head)
     for uid in ids:
         s = model.lookup[uid]
         bounds = [s.bounds[lv] for lv in levels]
         for k, d in enumerate(s.ds[:horizon]):
-            cells = [uid, model.labels[uid], f"{d:%Y-%m}", _num(s.mean[k])]
+            cells = [_text(uid), _text(model.labels[uid]), f"{d:%Y-%m}", _num(s.mean[k])]
             for lo, hi in bounds:
                 cells += [_num(lo[k]), _num(hi[k])]
-            lines.append(";".join(cells))
-    body = "\ufeff" + "\r\n".join(lines) + "\r\n"
+            out.writerow(cells)
     return Response(
-        body.encode("utf-8"),
+        buf.getvalue().encode("utf-8"),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="prevision.csv"'},
     )
@@ -78,7 +92,7 @@ async def get_forecast(
     description="Columnar forecast for many series (a read: no key needed). " + CSV_DOC,
     openapi_extra={"x-read-only": True},
 )
-async def post_forecast(
+def post_forecast(
     model: ModelDep,
     body: ForecastRequest,
     format: Literal["json", "csv"] = Query("json", description="`csv` for a spreadsheet."),

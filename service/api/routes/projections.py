@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/projections", tags=["projections"])
 
 
 @router.get("/annual", response_model=AnnualProjectionPublic, summary="Annual total")
-async def annual(
+def annual(
     model: ModelDep,
     unique_id: str = Query(..., min_length=1, max_length=512, description="The series."),
     year: int = Query(..., ge=1900, le=2200, description="Calendar year."),

@@ -31,7 +31,7 @@ def _public(row: dict[str, Any]) -> SeriesPublic:
 
 
 @router.get("/series", response_model=SeriesList, summary="Every series")
-async def list_series(
+def list_series(
     model: ModelDep,
     level: str | None = Query(None, description="Only series of this hierarchy level."),
 ) -> SeriesList:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the observation store (run by ``spendcast db upgrade``)."""
