@@ -32,12 +32,22 @@ def detect(
         str | None, typer.Option(help="Judge through a running service at this base URL.")
     ] = None,
     api_key: Annotated[str | None, typer.Option(help="API key for --url.")] = None,
+    shift_after: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=24,
+            help="Anomalies in a row on one side that accept a lasting level shift "
+            "(LEVEL_SHIFT; 0: never). With --url the service's SPENDCAST_SHIFT_AFTER applies.",
+        ),
+    ] = 3,
 ) -> None:
     """Judge observed months against the model (or a running service) and list the flags.
 
     Same judging as POST /v1/anomalies/detect: earlier months of a series in the file
-    condition later ones (one step ahead). Exit codes: 0 done, 1 model or service
-    unavailable, 2 bad input, 3 flagged (with --fail-on-anomaly).
+    condition later ones (one step ahead); a lasting level shift is reported once
+    (LEVEL_SHIFT) and then accepted. Exit codes: 0 done, 1 model or service unavailable,
+    2 bad input, 3 flagged (with --fail-on-anomaly).
     """
     import polars as pl
 
@@ -45,7 +55,7 @@ def detect(
 
     # other errors: network errors of --url, MLflow errors
     with exit_on_error((SpendcastError, OSError), others=1):
-        judged = _judge(observed, model, level, url, api_key)
+        judged = _judge(observed, model, level, url, api_key, shift_after)
     if out_path is not None:
         with atomic_path(out_path) as tmp:
             judged.write_csv(tmp)
@@ -58,7 +68,12 @@ def detect(
 
 
 def _judge(
-    observed: Path, model: str | None, level: int, url: str | None, api_key: str | None
+    observed: Path,
+    model: str | None,
+    level: int,
+    url: str | None,
+    api_key: str | None,
+    shift_after: int,
 ) -> pl.DataFrame:
     """Every judgement of the observations, from the service at ``url`` or the model."""
     from forecasting.data.tidy import read_observations
@@ -71,7 +86,7 @@ def _judge(
     from service.config import get_settings
 
     loaded = load_model(model or get_settings().model_uri)
-    return detect_frame(frame, loaded.bundle, level=level)
+    return detect_frame(frame, loaded.bundle, level=level, shift_after=shift_after)
 
 
 def _post_detect(frame: pl.DataFrame, url: str, api_key: str | None, level: int) -> pl.DataFrame:
@@ -96,7 +111,9 @@ def _post_detect(frame: pl.DataFrame, url: str, api_key: str | None, level: int)
                 eb = r.get("explained_by")
                 r["explained_by"] = json.dumps(eb) if eb is not None else None
                 rows.append({c: r.get(c) for c in DETECT_COLUMNS})
-    return pl.DataFrame(rows, infer_schema_length=None).with_columns(pl.col("ds").str.to_date())
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(
+        pl.col("ds").str.to_date(), pl.col("level_shift_since").cast(pl.String).str.to_date()
+    )
 
 
 def _flag_table(flagged: pl.DataFrame, judged: int, level: int) -> Table:

@@ -36,9 +36,10 @@ EXTRAS = PROJECT.get("optional-dependencies", {})
     ("lock", "wanted"),
     [
         ("requirements.lock", _names(PROJECT["dependencies"])),
-        (
+        (  # an extra may pull another of the project's own ("spendcast[bench]"): not a pin
             "requirements-dev.lock",
-            _names(PROJECT["dependencies"] + [r for reqs in EXTRAS.values() for r in reqs]),
+            _names(PROJECT["dependencies"] + [r for reqs in EXTRAS.values() for r in reqs])
+            - {PROJECT["name"]},
         ),
     ],
 )

@@ -431,6 +431,12 @@ class JudgementPublic(BaseModel):
         description="Flagged parent: its children judged for the same month, largest "
         "|deviation| first.",
     )
+    level_shift_since: dt.date | None = Field(
+        None,
+        description="First month of the accepted level shift this month belongs to (status "
+        "LEVEL_SHIFT on the month that accepted it; later months are judged against the new "
+        "level).",
+    )
 
 
 class DetectResponse(BaseModel):

@@ -53,6 +53,7 @@ def result_row(s: StoredJudgement, model_version: str, now: dt.datetime) -> dict
         "age": j.age,
         "paid_share": j.paid_share,
         "explained_by": None if j.explained_by is None else json.dumps(j.explained_by),
+        "level_shift_since": j.level_shift_since,
     }
 
 

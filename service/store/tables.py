@@ -77,6 +77,7 @@ results = Table(
     Column("age", Integer),
     Column("paid_share", Double),
     Column("explained_by", Text),
+    Column("level_shift_since", Date),
     UniqueConstraint("observation_id", "model_version", "level", name="uq_result"),
     Index("ix_results_flagged", "is_anomaly"),
 )
@@ -95,6 +96,7 @@ VERDICT_COLUMNS = (
     "age",
     "paid_share",
     "explained_by",
+    "level_shift_since",
 )
 """What a re-judgement of a stored observation (same model and level) updates."""
 JSON_COLUMNS = ("conditioning", "explained_by")

@@ -96,3 +96,37 @@ def test_warm_up_fits_the_conditioning_models_after_load(real_model):
     assert n == len(served.lookup)  # every series of this model can be conditioned
     assert all(c.ready() for c in served.lookup.conditioners.values())  # cached: no refit
     assert time.perf_counter() - t0 < 30
+
+
+def test_a_lasting_shift_is_reported_once_stored_and_listed(real_client, real_model):
+    bundle = real_model["bundle"]
+    uid = "total/F0/E1"
+    fc = _fc(bundle, uid)
+    jump = 12 * (fc[0]["hi_95"] - fc[0]["mean"])  # far outside every one-step bound
+    shifted = [
+        {"unique_id": uid, "ds": str(fc[k]["ds"]), "y": fc[k]["mean"] + (jump if k >= 1 else 0)}
+        for k in range(6)
+    ]
+    answered = [_post(real_client, [o])[0] for o in shifted]  # a monitoring job, month by month
+    assert [a["status"] for a in answered[:4]] == ["EXPECTED", "ANOMALY", "ANOMALY", "LEVEL_SHIFT"]
+    assert answered[3]["level_shift_since"] == shifted[1]["ds"]
+    assert all(a["level_shift_since"] == shifted[1]["ds"] for a in answered[4:])
+    assert all(a["status"] == "EXPECTED" for a in answered[4:])  # judged on the new level
+    stored = real_client.get("/v1/anomalies", params={"unique_id": uid}).json()["results"]
+    by_month = {r["ds"]: r for r in stored}
+    assert by_month[shifted[3]["ds"]]["status"] == "LEVEL_SHIFT"
+    assert by_month[shifted[5]["ds"]]["level_shift_since"] == shifted[1]["ds"]
+
+
+def test_the_shift_policy_is_a_setting(make_client, real_model):
+    bundle = real_model["bundle"]
+    uid = "total/F0/E1"
+    fc = _fc(bundle, uid)
+    jump = 12 * (fc[0]["hi_95"] - fc[0]["mean"])
+    shifted = [
+        {"unique_id": uid, "ds": str(fc[k]["ds"]), "y": fc[k]["mean"] + jump} for k in range(6)
+    ]
+    off = make_client(loader=default_loader, model_uri=real_model["uri"], shift_after=0)
+    answered = _post(off, shifted)
+    assert [a["status"] for a in answered] == ["ANOMALY"] * 6  # flagged until retrained
+    assert all(a["level_shift_since"] is None for a in answered)
