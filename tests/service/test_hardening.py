@@ -138,6 +138,7 @@ _ARGS = {
     "/v1/forecast": {"params": {"unique_id": "total"}, "json": {"unique_ids": ["total"]}},
     "/v1/projections/annual": {"params": {"unique_id": "total", "year": 2024}},
     "/v1/anomalies/historical": {"params": {"unique_id": "total"}},
+    "/v1/growth": {"params": {"unique_id": "total"}},
 }
 
 
@@ -202,11 +203,12 @@ def test_csv_cells_are_never_formulas(make_client, root):
     r = c.post("/v1/forecast?format=csv", json={"unique_ids": ids, "horizon": 2})
     assert r.status_code == 200, r.text
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig")), delimiter=";"))
-    assert rows[0][:3] == ["serie", "mois", "prevision"] and len(rows) == 5
+    assert rows[0][:4] == ["serie", "libelle", "mois", "prevision"] and len(rows) == 5
     assert all(len(row) == len(rows[0]) for row in rows)  # ; inside a cell is quoted
     first = {row[0] for row in rows[1:]}
     expected = {("'" + i) if i[0] in "=+-@\t\r" else i for i in ids}
     assert first == expected
+    assert not any(row[1][:1] in ("=", "+", "-", "@", "\t", "\r") for row in rows[1:])
 
 
 def test_cpu_bound_handlers_run_in_the_thread_pool(client):
