@@ -140,6 +140,10 @@ def _write_artifacts(result: TrainResult, tmp: Path, primary_metric: str) -> Non
         tables["completion/factors.parquet"] = completion.factors
     if completion is not None and completion.backtest is not None:
         tables["completion/backtest.parquet"] = completion.backtest
+    if result.adjustments is not None:
+        tables["adjustments/adjustments.parquet"] = result.adjustments
+    if result.budgets is not None:
+        tables["backtest/budget_reliability.parquet"] = result.budgets.frame()
     for rel, frame in tables.items():
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(tmp / rel)
@@ -148,6 +152,14 @@ def _write_artifacts(result: TrainResult, tmp: Path, primary_metric: str) -> Non
     charts.mkdir()
     plots.fan_charts(result.bundle, charts, max_depth=1)
     plots.metric_by_model(result.model_metrics, primary_metric, charts / "metric_by_model.png")
+    if result.budgets is not None:
+        from forecasting.reliability import plot_reliability
+
+        title = (
+            f"P(12-month total > budget) on the backtest: Brier {result.budgets.brier:.3f} "
+            f"(no skill {result.budgets.climatology:.3f})"
+        )
+        plot_reliability(result.budgets.table, charts / "budget_reliability.png", title=title)
 
 
 @contextlib.contextmanager

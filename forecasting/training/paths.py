@@ -197,3 +197,48 @@ def _common_shock(
     n_paths, h = dev.shape[:2]
     u = _ar1(rng.standard_normal((n_paths, h)), phi)
     return (u * extra[None])[:, :, None] * share.T[None]
+
+
+def window_totals(bt: pl.DataFrame, cal: Calibration, ids: list[str], phi: float) -> pl.DataFrame:
+    """The backtest's 12-month totals and the spread the paths give such a total.
+
+    Args:
+        bt: chosen-model backtest rows ``unique_id, ds, cutoff, h, y, yhat``.
+        cal: the conformal calibration.
+        ids: the series whose windows count.
+        phi: the paths' persistence (:func:`persistence`).
+
+    Returns:
+        ``unique_id, cutoff, actual, mean, sd`` per full window of the later backtest months
+        (what the paths would have said of that window's total: a normal with that mean and
+        sd, the sd from the series' earlier scale and the calibrated steps).
+    """
+    h = cal.profile.size
+    scales = cal.early or cal.scales
+    schema = {
+        ID_COL: pl.String,
+        "cutoff": pl.Date,
+        "actual": pl.Float64,
+        "mean": pl.Float64,
+        "sd": pl.Float64,
+    }
+    level = 80
+    if bt.is_empty() or level not in cal.quantiles or not np.isfinite(cal.quantiles[level]):
+        return pl.DataFrame(schema=schema)
+    sums = (
+        bt.filter(pl.col(ID_COL).is_in([u for u in ids if u in scales]))
+        .group_by(ID_COL, "cutoff")
+        .agg(
+            pl.col(TARGET_COL).sum().alias("actual"),
+            pl.col("yhat").sum().alias("mean"),
+            pl.len().alias("_n"),
+        )
+        .filter(pl.col("_n") == h)
+    )
+    if cal.split:
+        sums = sums.filter(
+            pl.col("cutoff") >= pl.col(ID_COL).replace_strict(cal.split, return_dtype=pl.Date)
+        )
+    unit = cal.quantiles[level] / _z(level) * window_sd(cal.profile, phi)
+    sd = pl.col(ID_COL).replace_strict(scales, return_dtype=pl.Float64) * unit
+    return sums.with_columns(sd.alias("sd")).select(list(schema)).sort(ID_COL, "cutoff")

@@ -27,6 +27,7 @@ from forecasting.monitoring.completion import CompletionReport, complete, load_t
 from forecasting.training import panel_rules
 from forecasting.training.adjust import ADJUSTMENTS_SCHEMA, adjust
 from forecasting.training.backtest import backtest_plan, by_id, naive_scales
+from forecasting.training.budgets import BudgetReliability, budget_reliability
 from forecasting.training.config import TrainConfig
 from forecasting.training.engines import Engine, check_engine, open_engine
 from forecasting.training.forecasts import (
@@ -40,7 +41,7 @@ from forecasting.training.forecasts import (
 from forecasting.training.hierarchy import Hierarchy, aggregate_panel
 from forecasting.training.intervals import Intervals, backtest_intervals
 from forecasting.training.models import EXOGENOUS, MIN_LENGTH, ensemble_alias, fallback_table
-from forecasting.training.paths import persistence, sample_paths
+from forecasting.training.paths import persistence, sample_paths, window_totals
 from forecasting.training.report import backtest_frame, coverage_table, run_metrics, series_frame
 from forecasting.training.selection import Selection, select
 
@@ -65,6 +66,9 @@ class TrainResult:
     """Care basis: what the chain-ladder completion did (None for flux basis)."""
     adjustments: pl.DataFrame | None = None
     """Exceptional months adjusted before fitting (:mod:`forecasting.training.adjust`)."""
+    budgets: BudgetReliability | None = None
+    """Reliability of P(12-month total > budget) on the backtest
+    (:mod:`forecasting.training.budgets`)."""
 
 
 def data_fingerprint(panel: pl.DataFrame, meta: PanelMeta) -> str:
@@ -192,9 +196,13 @@ def fit(
         with st.stage("paths"):
             phi = persistence(iv.backtest, iv.calibration, prep.hier.bottom)
             paths = sample_paths(prep.hier, rec.columns, rec.residuals, phi, config)
+            totals = window_totals(iv.backtest, iv.calibration, prep.hier.bottom, phi)
+            budgets = budget_reliability(totals, config.seed)
         with st.stage("bundle"):
             seconds = {m: cv_seconds.get(m, 0.0) + fc.seconds.get(m, 0.0) for m in config.models}
-            run = _Run(panel, meta, config, prep, sel, iv, base, rec, paths, seconds, started)
+            run = _Run(
+                panel, meta, config, prep, sel, iv, base, rec, paths, seconds, started, budgets
+            )
             return _result(run, st.timings)
 
 
@@ -369,6 +377,7 @@ class _Run:
     paths: np.ndarray
     seconds: dict[str, float]
     started: float
+    budgets: BudgetReliability | None
 
 
 def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
@@ -378,6 +387,9 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
     scored = [panel_rules.scored(f, run.meta) for f in (run.iv.backtest, sel.table, sel.scores)]
     coverage = coverage_table(scored[0], levels, prep.hier.level_of)
     metrics, model_metrics = run_metrics(scored[1], scored[2], coverage, models, run.seconds)
+    if run.budgets is not None:
+        metrics["budget_brier"] = run.budgets.brier
+        metrics["budget_brier_climatology"] = run.budgets.climatology
     metrics["fit_seconds"] = time.perf_counter() - run.started
     bundle = Bundle(
         meta=_bundle_meta(run, models, metrics),
@@ -414,6 +426,7 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
         timings=timings,
         completion=prep.completion_report,
         adjustments=prep.adjustments,
+        budgets=run.budgets,
     )
 
 
