@@ -279,6 +279,18 @@ def test_real_fit_is_logged_and_served_back(
     assert loaded.run_id == out.run_id
     assert loaded.bundle.meta.run_id == out.run_id
     assert loaded.bundle.forecast().equals(result.bundle.forecast())
+    # the fitted conditioning state travels with the model, and budget reliability is logged
+    assert loaded.bundle.conditioning is not None
+    assert loaded.bundle.conditioning.doc.keys() == result.bundle.conditioning.doc.keys()
+    names = {
+        f.path
+        for d in ("backtest", "charts")
+        for f in MlflowClient(tracking.tracking_uri()).list_artifacts(out.run_id, d)
+    }
+    assert result.budgets is not None
+    assert "backtest/budget_reliability.parquet" in names
+    assert "charts/budget_reliability.png" in names
+    assert run.data.metrics["budget_brier"] == pytest.approx(result.budgets.brier)
 
 
 @pytest.mark.parametrize(

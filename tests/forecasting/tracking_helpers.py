@@ -49,6 +49,9 @@ def make_result(seed: int = 0, *, mase: float = 0.9, fingerprint: str = "fp-a") 
         ),
         n_series={"total": 1, "a": 2, "b": 3},
         timings={"fit": 1.0},
+        completion=None,
+        adjustments=None,
+        budgets=None,
     )
 
 
