@@ -26,6 +26,9 @@ Files in a bundle directory:
 ``completion.parquet`` optional (care basis): ``unique_id, age, paid_share, paid_share_sd``
 ``adjustments.parquet`` optional: ``unique_id, ds, y, adjusted, reason``: exceptional months
                        replaced before fitting (the history keeps their values)
+``conditioning.json``  optional, with ``conditioning.npz``: each series' conditioning models
+                       fitted at training (:mod:`forecasting.fitted_state`: JSON + arrays, no
+                       pickle), so that monitoring never refits at load
 =====================  =====================================================================
 """
 
@@ -44,6 +47,7 @@ import polars as pl
 
 from forecasting.data.panel import ID_COL, ROOT_ID, SEP, TIME_COL
 from forecasting.errors import SpendcastError
+from forecasting.fitted_state import FittedStateError, FittedStates
 
 __all__ = [
     "Bundle",
@@ -127,6 +131,7 @@ class Bundle:
     backtest: pl.DataFrame
     completion: pl.DataFrame | None = None
     adjustments: pl.DataFrame | None = None
+    conditioning: FittedStates | None = None
 
     FILES = (
         "meta.json",
@@ -154,6 +159,8 @@ class Bundle:
                 self.completion.write_parquet(tmp / "completion.parquet")
             if self.adjustments is not None:
                 self.adjustments.write_parquet(tmp / "adjustments.parquet")
+            if self.conditioning is not None:
+                self.conditioning.save(tmp)
             np.savez_compressed(
                 tmp / "paths.npz",
                 ids=np.asarray(self.path_ids, dtype=str),
@@ -178,6 +185,10 @@ class Bundle:
         with np.load(src / "paths.npz") as npz:
             ids = [str(i) for i in npz["ids"]]
             values = npz["values"]
+        try:
+            conditioning = FittedStates.load(src)
+        except FittedStateError as e:
+            raise BundleError(str(e)) from e
         return cls(
             meta=meta,
             history=pl.read_parquet(src / "history.parquet"),
@@ -189,6 +200,7 @@ class Bundle:
             backtest=pl.read_parquet(src / "backtest.parquet"),
             completion=_optional(src / "completion.parquet"),
             adjustments=_optional(src / "adjustments.parquet"),
+            conditioning=conditioning,
         )
 
     @property

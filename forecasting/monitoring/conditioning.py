@@ -3,8 +3,10 @@
 A model trained up to month ``T`` judges ``T+k`` with a k-step interval. When the values of
 ``T+1 .. T+j`` are known, the judgement of ``T+k`` (``k > j``) is conditioned on them: the
 series' chosen model (the members of an ensemble, combined the same way by
-:func:`forecasting.training.models.combine`) is fitted once on the training history, lazily at
-its first conditioned judgement (or ahead, by :func:`warm_up`), and its ``forward`` method
+:func:`forecasting.training.models.combine`) is fitted once on the training history — by
+training, which stores the fitted state in the bundle (:func:`fitted_states`,
+:mod:`forecasting.fitted_state`); a bundle without it refits lazily at the first conditioned
+judgement (or ahead, by :func:`warm_up`) — and its ``forward`` method
 (fixed parameters, state updated on the new months) gives the forecast of ``T+k`` with and
 without the known months; the expectation is the stored (reconciled) forecast plus that
 difference (:meth:`Conditioner.delta`). Results are cached per known values, so re-judging
@@ -13,18 +15,27 @@ costs O(1). AutoARIMA gets the months' working days as regressor when trained wi
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from forecasting.bundle import BundleMeta, depth
 from forecasting.calendar import month_of
+from forecasting.fitted_state import FittedStateError, FittedStates
 from forecasting.training.models import SEASON, combine, ensemble_kind
 
-__all__ = ["Conditioner", "conditioner", "warm_up"]
+__all__ = ["Conditioner", "conditioner", "warm_up", "fitted_states"]
+
+if TYPE_CHECKING:
+    from forecasting.training.engines import Engine
+
+Stored = Callable[[], "tuple[tuple[str, ...], list[Any] | None] | None"]
+"""Reads a series' fitted state from the bundle: ``(members, model_ dicts or None)``."""
 
 _CACHE_MAX = 4096
 
@@ -39,6 +50,7 @@ class Conditioner:
         history_y: training values.
         history_start: month index (``forecasting.calendar.month_index``) of the first one.
         horizon: forecast months after the training end.
+        stored: the series' fitted state written by training (None: fit at first use).
     """
 
     def __init__(
@@ -49,6 +61,7 @@ class Conditioner:
         history_y: np.ndarray,
         history_start: int,
         horizon: int,
+        stored: Stored | None = None,
     ) -> None:
         self.members = members
         self.kind = kind
@@ -62,6 +75,7 @@ class Conditioner:
         self._cache: dict[tuple[float, ...], np.ndarray] = {}
         self._lock = threading.Lock()
         self._wd: np.ndarray | None = None
+        self._stored = stored
 
     def ready(self) -> bool:
         """Fit the models now if not yet done; whether conditioning is available."""
@@ -77,7 +91,9 @@ class Conditioner:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    models = self._fit_members()
+                    models = self._stored_members()
+                    if models is None:
+                        models = self._fit_members()
                     self._base = self._forward(self.history_y, self.horizon, models)
                     self._models = models
             except Exception:  # noqa: BLE001 - a model that cannot refit: judge unconditioned
@@ -110,6 +126,48 @@ class Conditioner:
 
     def _base_finite(self) -> bool:
         return bool(self._base is not None and np.isfinite(self._base).all())
+
+    def spec(self) -> Spec:
+        """The arguments that build this conditioner afresh (without a stored state)."""
+        return (
+            self.members,
+            self.kind,
+            self.calendar,
+            self.history_y,
+            self.history_start,
+            self.horizon,
+        )
+
+    def states(self) -> list[Any] | None:
+        """The fitted ``model_`` dicts of the members (after :meth:`ready`); None if failed."""
+        if self._models is None:
+            return None
+        return [m.model_ for m in self._models]
+
+    def _stored_members(self) -> list[Any] | None:
+        """The members rebuilt from the stored state; None when there is none to use.
+
+        Raises:
+            RuntimeError: training stored that this series' models could not be fitted.
+        """
+        if self._stored is None:
+            return None
+        try:
+            entry = self._stored()
+        except FittedStateError:
+            return None  # unreadable: refit
+        if entry is None or entry[0] != self.members:
+            return None
+        if entry[1] is None:
+            raise RuntimeError("training could not fit this series' conditioning models")
+        from forecasting.training.models import make_model
+
+        models = []
+        for alias, state in zip(self.members, entry[1], strict=True):
+            m = make_model(alias)
+            m.model_ = state
+            models.append(m)
+        return models
 
     def _fit_members(self) -> list[Any]:
         from forecasting.training.models import make_model
@@ -154,10 +212,13 @@ def conditioner(
     history_start: int,
     horizon: int,
     meta: BundleMeta,
+    fitted: FittedStates | None = None,
 ) -> Conditioner:
-    """The (not yet fitted) conditioning model of a series from its ``series.parquet`` row."""
+    """The (not yet fitted) conditioning model of a series from its ``series.parquet`` row
+    and, when training stored them, its fitted models (``fitted``)."""
     candidates = [m for m in meta.models if ensemble_kind(m) is None]
     model = str(info.get("model") or "")
+    uid = str(info.get("unique_id"))
     return Conditioner(
         members=_members(model, info.get("members"), candidates),
         kind=ensemble_kind(model) or "mean",
@@ -165,6 +226,7 @@ def conditioner(
         history_y=history_y,
         history_start=history_start,
         horizon=horizon,
+        stored=functools.partial(fitted.get, uid) if fitted is not None else None,
     )
 
 
@@ -189,15 +251,70 @@ def _members(model: str, listed: object, candidates: list[str]) -> tuple[str, ..
 
 
 def warm_up(conditioners: Mapping[str, Conditioner], cancel: threading.Event | None = None) -> int:
-    """Fit every series' conditioning model, top of the hierarchy first.
+    """Ready every series' conditioning model, top of the hierarchy first.
 
-    One-step-ahead judging refits each series' chosen model once (AutoETS ~70 ms, AutoARIMA
-    with working days ~0.8 s per series); doing it after a model load keeps that cost out of
-    the first monitoring requests. Returns how many series can be conditioned; stops before
-    the next series once ``cancel`` is set (the model was replaced).
+    With the fitted state stored by training this rebuilds the models (~3 ms a series);
+    without it (older bundles), it refits each series' chosen model once (AutoETS ~70 ms,
+    AutoARIMA with working days ~0.8 s per series). Doing it after a model load keeps that
+    cost out of the first monitoring requests. Returns how many series can be conditioned;
+    stops before the next series once ``cancel`` is set (the model was replaced).
     """
     order = sorted(conditioners, key=depth)
     return sum(conditioners[uid].ready() for uid in order if not (cancel and cancel.is_set()))
+
+
+def fitted_states(
+    conditioners: Mapping[str, Conditioner], engine: Engine | None = None
+) -> FittedStates:
+    """Fit every series' conditioning models (training does, once) and keep their state.
+
+    With an ``engine`` (:mod:`forecasting.training.engines`) the series are fitted where the
+    training's candidates are (the local process pool, or the Dask cluster); without one, in
+    this process. Either way each series is fitted exactly as :meth:`Conditioner.ready`
+    would at load.
+    """
+    specs = {uid: c.spec() for uid, c in conditioners.items() if c.members}
+    if engine is None or not specs:
+        fitted = _fit_specs(specs)
+    else:
+        import polars as pl
+
+        frame = pl.DataFrame({"unique_id": list(specs)})
+        fitted = {}
+        for part in engine.map(functools.partial(_fit_frame, specs=specs), frame):
+            fitted.update(part)
+    return FittedStates.of({uid: fitted[uid] for uid in specs})
+
+
+Spec = tuple[tuple[str, ...], str, bool, np.ndarray, int, int]
+"""What builds a :class:`Conditioner` (:meth:`Conditioner.spec`), picklable."""
+
+
+def _fit_specs(specs: Mapping[str, Spec]) -> dict[str, tuple[tuple[str, ...], list[Any] | None]]:
+    out = {}
+    for uid in sorted(specs, key=depth):
+        c = Conditioner(*specs[uid])
+        c.ready()
+        out[uid] = (c.members, c.states())
+    return out
+
+
+def _fit_frame(
+    frame: Any, specs: Mapping[str, Spec], n_jobs: int = 1
+) -> dict[str, tuple[tuple[str, ...], list[Any] | None]]:
+    """:func:`_fit_specs` over the series of ``frame`` (``n_jobs`` processes; -1: all)."""
+    ids = frame["unique_id"].to_list()
+    jobs = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+    if jobs == 1 or len(ids) < 2:
+        return _fit_specs({u: specs[u] for u in ids})
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunks = [ids[i::jobs] for i in range(jobs)]
+    out: dict[str, tuple[tuple[str, ...], list[Any] | None]] = {}
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for part in pool.map(_fit_specs, [{u: specs[u] for u in c} for c in chunks if c]):
+            out.update(part)
+    return out
 
 
 def _french_calendar(config: Mapping[str, object]) -> bool:

@@ -179,7 +179,9 @@ def index_bundle(bundle: Bundle) -> ForecastIndex:
             paid_shares=shares.get(uid, {}),
         )
         start = month_index(s.history_ds[0]) if s.history_ds else 0
-        conditioners[uid] = conditioner(info, s.history_y, start, len(s.ds), bundle.meta)
+        conditioners[uid] = conditioner(
+            info, s.history_y, start, len(s.ds), bundle.meta, bundle.conditioning
+        )
     return ForecastIndex(forecasts, conditioners, calibrate(bundle))
 
 

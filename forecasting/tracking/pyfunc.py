@@ -39,6 +39,7 @@ PYFUNC_MODULES = (
     "__init__.py",
     "errors.py",
     "bundle.py",
+    "fitted_state.py",
     "data/__init__.py",
     "data/panel.py",
     "tracking/*.py",

@@ -24,6 +24,8 @@ from forecasting.calendar import working_days_frame
 from forecasting.data.labels import add_labels
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL, PanelMeta, validate_panel
 from forecasting.monitoring.completion import CompletionReport, complete, load_triangle
+from forecasting.monitoring.conditioning import fitted_states
+from forecasting.monitoring.forecast import index_bundle
 from forecasting.training import panel_rules
 from forecasting.training.adjust import ADJUSTMENTS_SCHEMA, adjust
 from forecasting.training.backtest import backtest_plan, by_id, naive_scales
@@ -130,6 +132,7 @@ def _stage_names(candidates: list[str]) -> list[str]:
         "reconcile",
         "paths",
         "bundle",
+        "conditioning",
     ]
 
 
@@ -188,22 +191,32 @@ def fit(
                     sel.cv, sel.chosen, config.levels, config.intervals, prep.scales
                 )
             fc = _forecast(prep, config, runner, st)
-        with st.stage("reconcile"):
-            base = base_forecasts(prep.hier.ids, prep.history, prep.fallbacks, sel, iv, fc, config)
-            rec = reconcile_forecasts(
-                prep.hier, base, iv.backtest, prep.train, prep.last_ds, config
-            )
-        with st.stage("paths"):
-            phi = persistence(iv.backtest, iv.calibration, prep.hier.bottom)
-            paths = sample_paths(prep.hier, rec.columns, rec.residuals, phi, config)
-            totals = window_totals(iv.backtest, iv.calibration, prep.hier.bottom, phi)
-            budgets = budget_reliability(totals, config.seed)
-        with st.stage("bundle"):
-            seconds = {m: cv_seconds.get(m, 0.0) + fc.seconds.get(m, 0.0) for m in config.models}
-            run = _Run(
-                panel, meta, config, prep, sel, iv, base, rec, paths, seconds, started, budgets
-            )
-            return _result(run, st.timings)
+            with st.stage("reconcile"):
+                base = base_forecasts(
+                    prep.hier.ids, prep.history, prep.fallbacks, sel, iv, fc, config
+                )
+                rec = reconcile_forecasts(
+                    prep.hier, base, iv.backtest, prep.train, prep.last_ds, config
+                )
+            with st.stage("paths"):
+                phi = persistence(iv.backtest, iv.calibration, prep.hier.bottom)
+                paths = sample_paths(prep.hier, rec.columns, rec.residuals, phi, config)
+                totals = window_totals(iv.backtest, iv.calibration, prep.hier.bottom, phi)
+                budgets = budget_reliability(totals, config.seed)
+            with st.stage("bundle"):
+                seconds = {
+                    m: cv_seconds.get(m, 0.0) + fc.seconds.get(m, 0.0) for m in config.models
+                }
+                run = _Run(
+                    panel, meta, config, prep, sel, iv, base, rec, paths, seconds, started, budgets
+                )
+                result = _result(run, st.timings)
+            with st.stage("conditioning"):  # what monitoring would refit at load, fitted now
+                conditioners = index_bundle(result.bundle).conditioners
+                result.bundle.conditioning = fitted_states(conditioners, runner)
+        result.metrics["fit_seconds"] = time.perf_counter() - started
+        result.bundle.meta.metrics["fit_seconds"] = result.metrics["fit_seconds"]
+        return result
 
 
 @dataclass(frozen=True)
@@ -390,7 +403,6 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
     if run.budgets is not None:
         metrics["budget_brier"] = run.budgets.brier
         metrics["budget_brier_climatology"] = run.budgets.climatology
-    metrics["fit_seconds"] = time.perf_counter() - run.started
     bundle = Bundle(
         meta=_bundle_meta(run, models, metrics),
         history=prep.history,
@@ -412,6 +424,7 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
         completion=prep.completion,
         adjustments=prep.adjustments,
     )
+    metrics["fit_seconds"] = time.perf_counter() - run.started
     kept = [m for m in models if m in sel.cv.columns]
     return TrainResult(
         bundle=bundle,
