@@ -2,8 +2,11 @@
 
 A :class:`ServedModel` is built once per load (``index_bundle``: id -> the series' stored
 forecast, as numpy arrays; ``adjust_all``: each series adjusted for working days and
-seasonality; each series' display label) so that a request costs O(its answer), and warms its
-conditioning models up in a thread that is cancelled when the model is replaced.
+seasonality, at first use; each series' display label) so that a request costs O(its
+answer), and warms its conditioning models and adjustments up in a thread that is cancelled
+when the model is replaced (it rebuilds the models training stored in the bundle, a few
+milliseconds a series; only a bundle trained before the fitted state was stored makes that
+thread refit, competing with requests for the GIL).
 :class:`ModelHolder` swaps models by rebinding one attribute: a request takes the current
 model once, at its start, and finishes on it even if a reload swaps in another meanwhile.
 
@@ -19,7 +22,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,7 +32,7 @@ import numpy as np
 from forecasting.bundle import Bundle, withheld_series
 from forecasting.data.labels import LABEL_COL, label_or_member
 from forecasting.data.panel import ID_COL
-from forecasting.monitoring.adjustment import Adjustment, adjust_all
+from forecasting.monitoring.adjustment import Adjustment, Adjustments, adjust_all
 from forecasting.monitoring.conditioning import warm_up
 from forecasting.monitoring.forecast import ForecastIndex, index_bundle
 from forecasting.redact import redact
@@ -90,14 +93,16 @@ class ServedModel:
     withheld: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Series never served (privacy, flat total): id -> (kind, why); see ``withheld_series``."""
     labels: dict[str, str] = field(default_factory=dict)
-    adjusted: dict[str, Adjustment] = field(default_factory=dict)
+    adjusted: Mapping[str, Adjustment] = field(default_factory=dict)
+    """Each series' CJO-CVS adjustment (:class:`Adjustments`: computed at first use or by the
+    warm-up)."""
     _payloads: dict[tuple[str, int, tuple[int, ...]], bytes] = field(default_factory=dict)
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def build(cls, loaded: LoadedModel, load_seconds: float = 0.0) -> ServedModel:
-        """Index a loaded bundle, adjust its series and start warming its conditioning models
-        up (a thread that :meth:`cancel` stops). Bundles without labels get each series' last
+        """Index a loaded bundle and start warming its conditioning models and adjustments up
+        (a thread that :meth:`cancel` stops). Bundles without labels get each series' last
         member as its label."""
         bundle = loaded.bundle
         rows = bundle.series.to_dicts()
@@ -118,9 +123,13 @@ class ServedModel:
         return served
 
     def warm_up(self) -> int:
-        """Fit every series' conditioning model (``conditioning.warm_up``); how many can
+        """Ready every series' conditioning model (``conditioning.warm_up``: the stored fitted
+        state, else a refit), then compute the adjustments; how many series can be conditioned
         (stops early once :meth:`cancel` was called)."""
-        return warm_up(self.lookup.conditioners, cancel=self._cancel)
+        n = warm_up(self.lookup.conditioners, cancel=self._cancel)
+        if isinstance(self.adjusted, Adjustments):
+            self.adjusted.fill(cancel=self._cancel)
+        return n
 
     def cancel(self) -> None:
         """Stop the warm-up: this model is being replaced (or the service stops)."""

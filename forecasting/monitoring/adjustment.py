@@ -1,4 +1,4 @@
-"""Working-day and seasonally adjusted series ("CJO-CVS"), computed once per model load.
+"""Working-day and seasonally adjusted series ("CJO-CVS"), computed once per series and load.
 
 Method, per series (:func:`adjust`):
 
@@ -29,13 +29,13 @@ series, mostly around holidays and breaks; they are revised, like X-13's, as mon
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from statsforecast.mstl import mstl
 
 from forecasting.calendar import working_days
 from forecasting.data.codes import coded_source
@@ -46,6 +46,7 @@ __all__ = [
     "MIN_MONTHS",
     "METHOD",
     "Adjustment",
+    "Adjustments",
     "adjust",
     "adjust_all",
     "french_calendar",
@@ -110,6 +111,8 @@ def working_day_regressor(ds: list[dt.date]) -> np.ndarray:
 
 def _seasonal(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """STL (period 12) seasonal component and remainder of ``z``."""
+    from statsforecast.mstl import mstl  # statsmodels: seconds to import, kept off the start
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parts = mstl(z, 12)
@@ -163,10 +166,48 @@ def adjust(tl: Timeline, *, french: bool) -> Adjustment:
     )
 
 
-def adjust_all(series: Mapping[str, SeriesForecast], source: str) -> dict[str, Adjustment]:
-    """Every series adjusted (done once per model load); ``source`` is the model's data source."""
-    french = french_calendar(source)
-    return {
-        uid: adjust(timeline(s.history_ds, s.history_y, s.ds, s.mean), french=french)
-        for uid, s in series.items()
-    }
+class Adjustments(Mapping[str, Adjustment]):
+    """Every series' adjustment, computed at its first use and then kept (thread-safe).
+
+    The service builds one per model load; its warm-up thread fills it after the model is
+    ready (:meth:`fill`), so a start does not wait for it and requests seldom do.
+    """
+
+    def __init__(self, series: Mapping[str, SeriesForecast], source: str) -> None:
+        self._series = series
+        self._french = french_calendar(source)
+        self._done: dict[str, Adjustment] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, unique_id: str) -> Adjustment:
+        hit = self._done.get(unique_id)
+        if hit is not None:
+            return hit
+        s = self._series[unique_id]
+        with self._lock:
+            if unique_id not in self._done:
+                tl = timeline(s.history_ds, s.history_y, s.ds, s.mean)
+                self._done[unique_id] = adjust(tl, french=self._french)
+        return self._done[unique_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._series)
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def fill(self, cancel: threading.Event | None = None) -> int:
+        """Compute every series' adjustment now (stops once ``cancel`` is set); how many."""
+        n = 0
+        for uid in self._series:
+            if cancel is not None and cancel.is_set():
+                break
+            self[uid]
+            n += 1
+        return n
+
+
+def adjust_all(series: Mapping[str, SeriesForecast], source: str) -> Adjustments:
+    """Every series' adjustment, each computed at its first use; ``source`` is the model's
+    data source (the working-day correction applies to French calendars only)."""
+    return Adjustments(series, source)

@@ -101,3 +101,31 @@ def test_french_calendar_follows_the_data_source(source, french):
     assert french_calendar(source) is french
     adjusted = adjust_all(index_bundle(make_bundle(seed=1)), source)
     assert {a.working_days for a in adjusted.values()} == {french}
+
+
+def test_adjustments_are_computed_once_at_first_use_or_by_fill():
+    index = index_bundle(make_bundle(seed=1))
+    source = "legacy:N201501.CSV"
+    lazy = adjust_all(index, source)
+    assert not lazy._done and len(lazy) == len(index) and set(lazy) == set(index)
+    uid = next(iter(index))
+    first = lazy[uid]
+    assert lazy[uid] is first and set(lazy._done) == {uid}
+    assert lazy.fill() == len(index) and set(lazy._done) == set(index)
+    s = index[uid]
+    eager = adjust(timeline(s.history_ds, s.history_y, s.ds, s.mean), french=True)
+    assert french_calendar(source) and first.working_days
+    np.testing.assert_array_equal(first.value, eager.value)
+
+
+def test_the_service_starts_without_the_model_libraries():
+    """Cold start: statsforecast and statsmodels (seconds to import) load after readiness."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, service.main; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'statsforecast', 'statsmodels'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
