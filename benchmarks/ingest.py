@@ -2,9 +2,10 @@
 
 Usage: ``python benchmarks/ingest.py [--rows N] [--keep DIR]``. Generates one month of N rows
 (default 36,600,000) with :mod:`forecasting.data.synth`, then times, each in its own
-subprocess (so peak RSS is that side's own): our ingest (cache off), DuckDB ``read_csv`` +
-the same group-by (flux month x PRS_NAT x executant codes, sum of FLT_REM_MNT), and a bare
-polars read + group-by. Prints wall times, ratios and peak RSS.
+subprocess: our ingest (cache off), DuckDB ``read_csv`` + the same group-by (flux month x
+PRS_NAT x executant codes, sum of FLT_REM_MNT), and a bare polars read + group-by. Prints wall
+times, ratios and each side's peak RSS, measured from outside (:mod:`measure`: a child's own
+``ru_maxrss`` inherits the high-water mark of the parent that generated the file).
 """
 
 from __future__ import annotations
@@ -12,18 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import run_measured  # noqa: E402
+
 __all__ = ["main"]
 
-_PRELUDE = "import json, resource, sys, time\nt0 = time.perf_counter()\n"
+_PRELUDE = "import json, sys, time\nt0 = time.perf_counter()\n"
 _EPILOGUE = (
-    "\nprint('RESULT', json.dumps({'wall': time.perf_counter() - t0, "
-    "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'total': float(total)}))"
+    "\nprint('RESULT', json.dumps({'wall': time.perf_counter() - t0, 'total': float(total)}))"
 )
 
 OURS = """
@@ -59,17 +62,13 @@ total = agg['FLT_REM_MNT'].sum()
 
 
 def _run(code: str, *args: str) -> dict[str, float]:
-    proc = subprocess.run(
-        [sys.executable, "-c", _PRELUDE + code + _EPILOGUE, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run_measured([sys.executable, "-c", _PRELUDE + code + _EPILOGUE, *args])
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"exit {proc.returncode}: {proc.stdout[-1500:]} {proc.stderr[-1500:]}")
     line = lines[-1]
     result: dict[str, float] = json.loads(line[7:])
+    result["rss_mb"] = proc.peak_mb
     return result
 
 
