@@ -479,7 +479,7 @@ def run(argv: list[str] | None = None) -> Result:
     z99 = NormalDist().inv_cdf(0.995)
     ratios = []
     for u in bottom:
-        half = lookup.half_widths(u, 99, 0)
+        half = lookup.half_widths(u, 99, 0, float(lookup[u].mean[0]))
         if half is not None:
             ratios.append(half[1] / z99 / units[u])
     counts = {(m, lv): Counts() for m in METHODS for lv in LEVELS}

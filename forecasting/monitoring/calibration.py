@@ -4,7 +4,11 @@
 model once and updates its state month by month with fixed parameters (statsforecast
 ``refit=False``), which is exactly what one-step judging does (``forward`` on the known
 months), so its ``h = 1`` rows are honest one-step errors: each series' scale is the mean of
-its absolute one-step backtest errors. A scale measured on a few dozen months is itself
+its absolute one-step backtest errors. For a series whose values and forecasts are all
+positive the errors are **relative** (divided by the forecast) and the half-width is that
+scale times the judged month's expectation: such series' errors grow with their level, so a
+seasonal peak (the PBS safety-net months, December spending) is judged with wider bounds
+than a trough instead of one width for both. A scale measured on a few dozen months is itself
 noisy and drifts, so, as for the training intervals, the quantile at ``level`` is taken over
 the pooled ratios of each series' *later* one-step errors (the last two thirds of its
 cutoffs) to its scale on the *earlier* third: the bounds then carry the noise and drift of
@@ -60,56 +64,80 @@ class Calibration:
 
     Attributes:
         residuals: pooled standardised one-step absolute residuals, sorted.
-        scales: each calibrated series' one-step scale (backtest ratio included).
+        scales: each calibrated series' one-step scale (backtest ratio included); relative
+            (a share of the expectation) for the series in ``relative``.
         profile: growth of errors with the step ahead (``profile[0] == 1``).
+        relative: series whose scale is relative to the expectation.
     """
 
     residuals: np.ndarray
     scales: Mapping[str, float]
     profile: np.ndarray
+    relative: frozenset[str] = frozenset()
     _quantiles: dict[int, float] = field(default_factory=dict, repr=False)
 
     def covers(self, unique_id: str) -> bool:
         """True when the series has one-step conformal residuals."""
         return self.residuals.size >= _MIN_RESIDUALS and self.scales.get(unique_id, 0.0) > 0
 
-    def half_width(self, unique_id: str, level: int, step: int) -> float | None:
+    def half_width(
+        self, unique_id: str, level: int, step: int, expected: float | None = None
+    ) -> float | None:
         """Conformal half-width ``step`` months (0-based) after the last known month.
 
-        ``None`` when the series is not calibrated (:meth:`covers`).
+        ``expected`` is the judged month's expectation (a relative series needs it).
+        ``None`` when the series is not calibrated (:meth:`covers`), or is relative and
+        ``expected`` is missing or not finite.
         """
         if not self.covers(unique_id):
             return None
+        unit = 1.0
+        if unique_id in self.relative:
+            if expected is None or not math.isfinite(expected):
+                return None
+            unit = abs(expected)
         prof = 1.0
         if self.profile.size:
             prof = float(self.profile[min(step, self.profile.size - 1)])
         q0 = self._quantiles.get(level)
         if q0 is None:
             q0 = self._quantiles[level] = float(np.quantile(self.residuals, level / 100))
-        return q0 * self.scales[unique_id] * prof
+        return q0 * self.scales[unique_id] * prof * unit
 
 
 def calibrate(bundle: Bundle) -> Calibration:
     """The one-step calibration of a bundle (module docstring)."""
     insample, ins_scales = _insample_residuals(bundle)
     profile = _step_profile(bundle)
-    pooled, scales = _backtest_onestep(bundle.backtest)
+    pooled, scales, relative = _backtest_onestep(bundle.backtest)
     if pooled.size >= _MIN_POOL:
-        typical = _typical_ratio(scales, ins_scales)
+        _, absolute, _ = _backtest_onestep(bundle.backtest, relative=False)
+        typical = _typical_ratio(absolute, ins_scales)
         for u, sc in ins_scales.items():
             scales.setdefault(u, sc * typical)
-        return Calibration(np.sort(pooled), scales, profile)
+        return Calibration(np.sort(pooled), scales, profile, frozenset(relative))
     ratio = _backtest_ratio(bundle.backtest, ins_scales)
     return Calibration(insample, {u: v * ratio for u, v in ins_scales.items()}, profile)
 
 
-def _backtest_onestep(bt: pl.DataFrame) -> tuple[np.ndarray, dict[str, float]]:
-    """Pooled later-to-earlier one-step error ratios and each series' one-step scale."""
+def _backtest_onestep(
+    bt: pl.DataFrame, relative: bool = True
+) -> tuple[np.ndarray, dict[str, float], set[str]]:
+    """Pooled later-to-earlier one-step error ratios, each series' one-step scale, and the
+    series whose errors are relative (values and forecasts all positive; none when
+    ``relative`` is False)."""
     if bt.is_empty() or "h" not in bt.columns:
-        return np.empty(0), {}
+        return np.empty(0), {}, set()
+    one = bt.filter(pl.col("h") == 1)
+    positive: set[str] = set()
+    if relative:
+        pos = one.group_by(ID_COL).agg(
+            ((pl.col(TARGET_COL) > 0) & (pl.col("yhat") > 0)).all().alias("_pos")
+        )
+        positive = set(pos.filter(pl.col("_pos"))[ID_COL].to_list())
+    unit = pl.when(pl.col(ID_COL).is_in(list(positive))).then(pl.col("yhat")).otherwise(1.0)
     one = (
-        bt.filter(pl.col("h") == 1)
-        .with_columns((pl.col(TARGET_COL) - pl.col("yhat")).abs().alias("_e"))
+        one.with_columns(((pl.col(TARGET_COL) - pl.col("yhat")).abs() / unit).alias("_e"))
         .filter(pl.col("_e").is_finite())
         .sort(ID_COL, "cutoff")
         .with_columns(
@@ -126,7 +154,7 @@ def _backtest_onestep(bt: pl.DataFrame) -> tuple[np.ndarray, dict[str, float]]:
     late = one.filter(pl.col("_late"))
     early_of = np.array([early.get(u, np.nan) for u in late[ID_COL].to_list()], dtype=np.float64)
     ratios = late["_e"].to_numpy().astype(np.float64) / early_of
-    return ratios[np.isfinite(ratios)], scales
+    return ratios[np.isfinite(ratios)], scales, positive & set(scales)
 
 
 def _typical_ratio(scales: Mapping[str, float], ins_scales: Mapping[str, float]) -> float:

@@ -121,13 +121,16 @@ class ForecastIndex(Mapping[str, SeriesForecast]):
             if parent is not None:
                 self.children.setdefault(str(parent), []).append(uid)
 
-    def half_widths(self, unique_id: str, level: int, step: int) -> tuple[float, float] | None:
-        """(lower, upper) half-widths at ``level``, ``step`` months after the last known month.
+    def half_widths(
+        self, unique_id: str, level: int, step: int, expected: float | None = None
+    ) -> tuple[float, float] | None:
+        """(lower, upper) half-widths at ``level``, ``step`` months after the last known month,
+        around ``expected`` (the judged month's expectation).
 
         Conformal (:meth:`Calibration.half_width`) when the series is calibrated, else the
         stored interval's at that step; ``None`` beyond the horizon.
         """
-        half = self.calibration.half_width(unique_id, level, step)
+        half = self.calibration.half_width(unique_id, level, step, expected)
         if half is not None:
             return half, half
         s = self.forecasts[unique_id]

@@ -133,7 +133,7 @@ def _bounds(
     """Bounds at step ``k``, ``j`` months known; and whether they are one-step bounds."""
     half = None
     if j or ctx.index.calibration.covers(s.unique_id):
-        half = ctx.index.half_widths(s.unique_id, ctx.level, k - j)
+        half = ctx.index.half_widths(s.unique_id, ctx.level, k - j, mean)
     if half is not None:
         return mean - half[0], mean + half[1], True
     lo_a, hi_a = s.interval(ctx.level)

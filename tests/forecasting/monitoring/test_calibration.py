@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import math
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from forecasting.calendar import add_months
 from forecasting.monitoring.calibration import (
     calibrate,
     normal_tail_probability,
@@ -100,3 +103,38 @@ def test_conformal_half_widths_grow_with_level_and_step():
     later = cal.half_width("total", 95, 5)
     assert later is not None and later >= h95
     assert math.isfinite(later) and np.isfinite(cal.profile).all()
+
+
+def _backtest(n_series: int, cutoffs: int, seed: int) -> pl.DataFrame:
+    """One-step backtest rows: ``p*`` series positive with errors proportional to the level
+    (a strong season), ``s*`` series crossing zero with additive errors."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    start = dt.date(2015, 1, 1)
+    for i in range(n_series):
+        positive = i % 2 == 0
+        for c in range(cutoffs):
+            month = add_months(start, c + 1)
+            season = 1 + 0.8 * math.sin(2 * math.pi * c / 12)
+            yhat = 200 * season if positive else 50 * math.sin(2 * math.pi * c / 12)
+            noise = rng.normal()
+            y = yhat * (1 + 0.1 * noise) if positive else yhat + 10 * noise
+            rows.append((f"{'p' if positive else 's'}{i}", month, add_months(start, c), 1, y, yhat))
+    return pl.DataFrame(rows, schema=["unique_id", "ds", "cutoff", "h", "y", "yhat"], orient="row")
+
+
+def test_positive_series_get_bounds_relative_to_their_expectation():
+    bundle = make_bundle(seed=1)
+    bt = _backtest(24, 30, seed=3)
+    cal = calibrate(
+        dataclasses.replace(bundle, backtest=bt.cast({"ds": pl.Date, "cutoff": pl.Date}))
+    )
+    positive = {u for u in bt["unique_id"].unique() if u.startswith("p")}
+    assert cal.relative == positive
+    one, two = cal.half_width("p0", 99, 0, 100.0), cal.half_width("p0", 99, 0, 200.0)
+    assert one is not None and two == pytest.approx(2 * one)
+    assert cal.half_width("p0", 99, 0) is None  # a relative width needs the expectation
+    flat = cal.half_width("s1", 99, 0, 100.0)
+    assert flat is not None and cal.half_width("s1", 99, 0, 5.0) == flat
+    # a relative 99 % bound of a 10 % noise: about 2.6 sd, not a width set by the peaks
+    assert 0.2 < one / 100.0 < 0.35, one
