@@ -32,9 +32,16 @@ def judge_months(obs: pl.DataFrame, lookup: Any) -> pl.DataFrame:
         before = obs.filter(pl.col("step") < m).select(ID_COL, TIME_COL, TARGET_COL)
         with quiet():
             out = detect(now, lookup, level=MONITOR_LEVEL, stored=before if before.height else None)
-        parts.append(out.select(ID_COL, "lo", "hi", "status").with_columns(pl.lit(m).alias("step")))
+        parts.append(
+            out.select(ID_COL, "lo", "hi", "status", "level_shift_since").with_columns(
+                pl.lit(m).alias("step")
+            )
+        )
+    flagged = pl.col("status").is_in(FLAGGED)
     return pl.concat(parts).with_columns(
-        pl.col("status").is_in(FLAGGED).alias("flagged"),
+        flagged.alias("flagged"),
+        # caught: flagged, or judged inside a level shift the policy reported and accepted
+        (flagged | pl.col("level_shift_since").is_not_null()).alias("caught"),
         ~pl.col("status").is_in(NOT_JUDGED).alias("judged"),
     )
 
@@ -86,8 +93,9 @@ def monitor(run: OriginRun, *, shifts: bool, seed: int) -> pl.DataFrame:
     """Clean (and shifted) month-by-month judgements of the scored series.
 
     Returns:
-        ``panel, origin, dataset, unique_id, step, run, status, flagged, judged, kind,
-        shifted`` (``run``: ``clean`` or ``shifted``).
+        ``panel, origin, dataset, unique_id, step, run, status, flagged, caught, judged,
+        kind, shifted`` (``run``: ``clean`` or ``shifted``; ``caught``: flagged, or inside a
+        reported and accepted level shift).
     """
     lookup = index_bundle(run.result.bundle)  # one lookup: conditioning fits are reused
     obs = run.test.select("dataset", ID_COL, TIME_COL, TARGET_COL, "step")
@@ -107,7 +115,7 @@ def monitor(run: OriginRun, *, shifts: bool, seed: int) -> pl.DataFrame:
             moved.select(ID_COL, "step", "kind", "shifted"), on=[ID_COL, "step"]
         )
         frames.append(judged.with_columns(pl.lit("shifted").alias("run")))
-    cols = [ID_COL, "step", "run", "status", "flagged", "judged", "kind", "shifted"]
+    cols = [ID_COL, "step", "run", "status", "flagged", "caught", "judged", "kind", "shifted"]
     return (
         pl.concat([f.select(cols) for f in frames])
         .join(keys, on=ID_COL)

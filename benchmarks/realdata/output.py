@@ -123,7 +123,8 @@ def print_monitoring(console: Console, t: dict[str, pl.DataFrame]) -> None:
     )
     render(
         console,
-        "Recall of injected shifts (flagged = ANOMALY or LEVEL_SHIFT; rate %)",
+        "Recall of injected shifts (flagged: ANOMALY or LEVEL_SHIFT; caught: flagged or inside "
+        "a reported, accepted level shift; rate: caught %)",
         t["recall"],
         percent=["rate"],
     )

@@ -174,7 +174,9 @@ def false_alarm_table(judged: pl.DataFrame, order: list[str]) -> pl.DataFrame:
 
 
 def recall_table(judged: pl.DataFrame) -> pl.DataFrame:
-    """Caught shifted months per kind, and false alarms on the series left clean."""
+    """Shifted months per kind: ``flagged`` (ANOMALY or LEVEL_SHIFT) and ``rate`` of caught
+    months (flagged, or judged inside a level shift the policy reported and accepted: the job
+    was told "level changed since M"); and false alarms on the series left clean."""
     shifted = judged.filter((pl.col("run") == "shifted") & pl.col("judged"))
     shifted = shifted.filter(pl.col("panel") != "rac")
     if shifted.is_empty():
@@ -185,7 +187,8 @@ def recall_table(judged: pl.DataFrame) -> pl.DataFrame:
         .agg(
             pl.len().alias("months"),
             pl.col("flagged").sum().alias("flagged"),
-            pl.col("flagged").mean().alias("rate"),
+            pl.col("caught").sum().alias("caught"),
+            pl.col("caught").mean().alias("rate"),
         )
         .sort(pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}))
     )
@@ -193,6 +196,7 @@ def recall_table(judged: pl.DataFrame) -> pl.DataFrame:
         pl.lit("clean series (false alarms)").alias("kind"),
         pl.len().alias("months"),
         pl.col("flagged").sum().alias("flagged"),
+        pl.col("flagged").sum().alias("caught"),
         pl.col("flagged").mean().alias("rate"),
     )
     return pl.concat([kinds, clean], how="vertical_relaxed")
