@@ -97,7 +97,8 @@ def create_app(
     """Build the app.
 
     Args:
-        settings: overrides the ``get_settings`` dependency (default: the environment).
+        settings: the service's settings (default: the environment, ``get_settings``); the
+            dependencies read them from ``app.state.settings``.
         loader: how to load the model (default: ``forecasting.tracking.load_model``).
         retry_seconds: wait between registry attempts while the model is not served from the
             registry (default: ``SPENDCAST_MODEL_RETRY_SECONDS``).
@@ -141,8 +142,6 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    if settings is not None:
-        app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = cfg
     app.state.metrics = Metrics()
     app.state.holder = ModelHolder(

@@ -1,4 +1,8 @@
-"""Dependencies, declared once as ``Annotated[..., Depends()]`` aliases."""
+"""Dependencies, declared once as ``Annotated[..., Depends()]`` aliases.
+
+Every dependency here is an ``async def`` that does no I/O: FastAPI runs a plain ``def``
+dependency in the thread pool, and on a cached forecast that hop cost more than the answer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.config import Settings, get_settings
+from service.config import Settings
 from service.errors import AuthNotConfigured, NotReady, Unauthorized
 from service.serving import ModelHolder, ServedModel
 from service.store import Store
@@ -34,33 +38,38 @@ _bearer = HTTPBearer(
 )
 
 
-def _holder(request: Request) -> ModelHolder:
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings  # create_app's, overrides included
+    return settings
+
+
+async def _holder(request: Request) -> ModelHolder:
     holder: ModelHolder = request.app.state.holder
     return holder
 
 
-def _model(holder: Annotated[ModelHolder, Depends(_holder)]) -> ServedModel:
+async def _model(holder: Annotated[ModelHolder, Depends(_holder)]) -> ServedModel:
     current = holder.current  # taken once: the request finishes on this model
     if current is None:  # why is in the log (masked), never in a public answer
         raise NotReady("no model is loaded yet; retry shortly")
     return current
 
 
-def _store(request: Request) -> Store:
+async def _store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def _request_id(request: Request) -> str | None:
+async def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
 HolderDep = Annotated[ModelHolder, Depends(_holder)]
 ModelDep = Annotated[ServedModel, Depends(_model)]
 StoreDep = Annotated[Store, Depends(_store)]
@@ -83,7 +92,7 @@ def _check_key(credentials: HTTPAuthorizationCredentials | None, keys: tuple[str
         raise Unauthorized("wrong API key")
 
 
-def require_api_key(settings: SettingsDep, credentials: Credentials) -> None:
+async def require_api_key(settings: SettingsDep, credentials: Credentials) -> None:
     """Accept ``Authorization: Bearer KEY`` with KEY in ``SPENDCAST_API_KEYS`` (constant time)."""
     if not settings.keys:
         raise AuthNotConfigured(
@@ -94,7 +103,7 @@ def require_api_key(settings: SettingsDep, credentials: Credentials) -> None:
     _check_key(credentials, settings.keys)
 
 
-def require_read_key(settings: SettingsDep, credentials: Credentials) -> None:
+async def require_read_key(settings: SettingsDep, credentials: Credentials) -> None:
     """When ``SPENDCAST_READ_KEYS`` is set, accept a read key or an API key; else anyone."""
     if settings.readers:
         _check_key(credentials, settings.readers + settings.keys)
