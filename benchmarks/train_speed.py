@@ -6,7 +6,8 @@ Usage::
 
 Without DATA a generated panel (tests.panels.make_panel) is used. The bare baseline runs
 statsforecast ``cross_validation`` (same windows, step, horizon, levels) and ``forecast``
-(same levels, fitted values) with the same candidates on the same aggregated panel. Prints
+(same levels, fitted values) with the same candidates on the same aggregated panel, with the
+config's ``refit`` and model intervals only when the config uses them (conformal: none). Prints
 both times, their ratio (goal <= 1.15) and the peak resident memory.
 """
 
@@ -57,10 +58,17 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     sf = make_sf(make_models(cfg.models), local_jobs(y))  # same processes as spendcast
+    # the same work as the config asks: its refit rule, model intervals only when it uses them
+    levels = None if cfg.intervals == "conformal" else cfg.levels
     sf.cross_validation(
-        h=cfg.horizon, df=y, n_windows=cfg.windows, step_size=cfg.step_size, level=cfg.levels
+        h=cfg.horizon,
+        df=y,
+        n_windows=cfg.windows,
+        step_size=cfg.step_size,
+        level=levels,
+        refit=cfg.refit,
     )
-    sf.forecast(h=cfg.horizon, df=y, level=cfg.levels, fitted=True)
+    sf.forecast(h=cfg.horizon, df=y, level=levels, fitted=True)
     sf.forecast_fitted_values()
     bare = time.perf_counter() - t0
 
