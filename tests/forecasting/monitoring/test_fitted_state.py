@@ -20,8 +20,8 @@ from tests.panels import make_panel
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     """A French-calendar model (AutoARIMA with working days beside the combination), saved."""
-    panel, meta = make_panel(n_fam=2, n_exe=2, months=60, seed=3)
-    config = TrainConfig(calendar="france", models=["AutoARIMA", "AutoETS", "AutoTheta"])
+    panel, meta = make_panel(n_fam=2, n_exe=2, months=48, seed=3)
+    config = TrainConfig(calendar="france", models=["AutoARIMA", "AutoETS"], windows=6)
     res = fit(panel, meta, config)
     assert res.bundle.conditioning is not None and len(res.bundle.conditioning) > 0
     path = res.bundle.save(tmp_path_factory.mktemp("bundle") / "b")
@@ -133,7 +133,8 @@ def test_fitting_in_worker_processes_stores_the_same_state(saved: Bundle) -> Non
 
     from forecasting.monitoring.conditioning import _fit_frame, _fit_specs
 
-    specs = {uid: c.spec() for uid, c in index_bundle(saved).conditioners.items() if c.members}
+    conditioners = index_bundle(saved).conditioners
+    specs = {uid: c.spec() for uid, c in list(conditioners.items())[:3] if c.members}
     here = FittedStates.of(_fit_specs(specs))
     there = FittedStates.of(_fit_frame(pl.DataFrame({"unique_id": list(specs)}), specs, n_jobs=2))
     assert here.doc.keys() == there.doc.keys()
