@@ -55,6 +55,8 @@ def encode(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
         if o is None or isinstance(o, bool | str):
             return o
         if isinstance(o, np.ndarray | np.generic):
+            if np.asarray(o).dtype.hasobject:
+                raise FittedStateError("an object array cannot be stored without pickle")
             key = f"a{len(arrays)}"
             arrays[key] = np.asarray(o)
             return {"array": key, "scalar": isinstance(o, np.generic)}
@@ -111,6 +113,17 @@ def decode(doc: Any, arrays: dict[str, np.ndarray]) -> Any:
     return dec(doc)
 
 
+def _rename(node: Any, keys: dict[str, str]) -> Any:
+    """``node`` with its array references renamed by ``keys``."""
+    if isinstance(node, dict):
+        if "array" in node and isinstance(node["array"], str):
+            return {**node, "array": keys[node["array"]]}
+        return {k: _rename(v, keys) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rename(v, keys) for v in node]
+    return node
+
+
 class FittedStates:
     """Each series' conditioning members and their fitted ``model_`` dicts (None: failed).
 
@@ -123,10 +136,22 @@ class FittedStates:
 
     @classmethod
     def of(cls, states: dict[str, tuple[tuple[str, ...], list[Any] | None]]) -> FittedStates:
-        """From ``{unique_id: (members, model_ dicts or None)}``."""
-        tree = {uid: {"members": list(m), "states": st} for uid, (m, st) in states.items()}
-        doc, arrays = encode(tree)
-        return cls(doc["dict"], arrays)
+        """From ``{unique_id: (members, model_ dicts or None)}``.
+
+        A series whose state cannot be stored as data (a model holding an object array, say)
+        is stored as failed: the service then judges it unconditioned, as a refit that fails.
+        """
+        doc: dict[str, Any] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for uid, (members, st) in states.items():
+            try:
+                node, own = encode({"members": list(members), "states": st})
+            except FittedStateError:
+                node, own = encode({"members": list(members), "states": None})
+            renamed = {k: f"s{len(doc)}_{k}" for k in own}
+            doc[uid] = _rename(node, renamed)
+            arrays.update({renamed[k]: v for k, v in own.items()})
+        return cls(doc, arrays)
 
     def __len__(self) -> int:
         return len(self.doc)

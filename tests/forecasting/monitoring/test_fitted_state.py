@@ -146,3 +146,13 @@ def test_fitting_in_worker_processes_stores_the_same_state(saved: Bundle) -> Non
         assert doc_a == doc_b
         for key, arr in arrays_a.items():
             np.testing.assert_array_equal(arr, arrays_b[key])
+
+
+def test_a_state_that_is_not_plain_data_is_stored_as_failed() -> None:
+    good = {"par": np.arange(3.0), "m": 12}
+    bad = {"par": np.array([{"x": 1}], dtype=object)}
+    states = FittedStates.of({"a": (("AutoETS",), [good]), "b": (("AutoETS",), [bad])})
+    a, b = states.get("a"), states.get("b")
+    assert a is not None and a[0] == ("AutoETS",) and a[1] is not None
+    np.testing.assert_array_equal(a[1][0]["par"], good["par"])
+    assert b == (("AutoETS",), None)
