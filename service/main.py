@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from forecasting.redact import redact
 from service.api.deps import ReadKey
 from service.api.routes import (
     admin,
@@ -77,10 +78,10 @@ def _on_load(app: FastAPI) -> Callable[[ServedModel], None]:
             logging.WARNING if m.from_cache else logging.INFO,
             "model loaded",
             extra={
-                "uri": m.uri,
+                "uri": redact(m.uri),
                 "version": served.version_label,
                 "from_cache": m.from_cache,
-                "reason": m.reason,
+                "reason": redact(m.reason) if m.reason else None,
                 "seconds": round(served.load_seconds, 3),
             },
         )

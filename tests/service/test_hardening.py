@@ -52,7 +52,7 @@ def test_load_errors_stay_in_the_log_masked(make_client, logs):
     assert "svc:***@db.internal" in logged and "Sup3rSecret" not in logged
 
 
-def test_a_cached_start_says_so_without_internals(make_client):
+def test_a_cached_start_says_so_without_internals(make_client, logs):
     bundle = make_bundle(seed=2)
 
     def from_cache(uri, cache_dir, **_options):
@@ -65,6 +65,8 @@ def test_a_cached_start_says_so_without_internals(make_client):
     body = c.get("/readyz").json()
     assert body["status"] == "degraded" and "cached copy" in body["reason"]
     assert "registry.internal" not in json.dumps(body)
+    logged = "\n".join(json.dumps(rec.__dict__, default=str) for rec in logs.records)
+    assert "model loaded" in logged and "u:pw@" not in logged  # the log masks it too
 
 
 def _boom_app(make_client):
