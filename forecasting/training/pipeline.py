@@ -154,8 +154,9 @@ def fit(
     combination unless a candidate clearly beats it), calibrates the intervals on the backtest
     (conformal, honest about the scale's drift), forecasts with every candidate, assembles
     each series' base forecast and reconciles the means (coherent, non-negative), draws
-    coherent sample paths whose annual sums match the backtest's, and packs the
-    :class:`~forecasting.bundle.Bundle`.
+    coherent sample paths whose annual sums match the backtest's (and scores the budget
+    probabilities they give on the backtest), packs the :class:`~forecasting.bundle.Bundle`,
+    and fits the models one-step monitoring conditions on, stored in it.
 
     Args:
         panel: bottom-level panel (hierarchy columns, ``ds``, ``y``).
