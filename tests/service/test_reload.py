@@ -118,3 +118,53 @@ def test_not_ready_until_loaded_then_retries(make_client):
     assert first.status_code in (200, 503)
     wait_ready(c, timeout=5)
     assert attempts["n"] == 3
+
+
+def test_requests_are_answered_while_a_reload_is_loading(tmp_path):
+    """The reload's load runs beside the event loop, never on it: while the registry is still
+    answering a reload, forecasts keep being answered by the model in place (the reload-under-load
+    latency; its size under wrk is measured by ``benchmarks/serve_load.py --during-reload``)."""
+    cfg = Settings(
+        database_url=sqlite_store(tmp_path / "r.db"),
+        api_keys=SecretStr(KEY),
+        cache_dir=tmp_path / "cache",
+        log_level="WARNING",
+    )
+    bundles = [make_bundle(seed=0), make_bundle(seed=1)]
+    loading, release = threading.Event(), threading.Event()
+    calls = [0]
+
+    def slow_second_load(uri, _cache_dir, **_options):
+        calls[0] += 1
+        if calls[0] > 1:  # the reload: hold it until the test has been answered meanwhile
+            loading.set()
+            if not release.wait(30):
+                raise TimeoutError("the test never released the load")
+        return FakeLoaded(bundles[calls[0] % 2], uri=uri, version=str(calls[0]))
+
+    app = create_app(cfg, loader=slow_second_load)
+    reloaded: list[httpx.Response] = []
+    with running(app) as base:
+        reload = threading.Thread(
+            target=lambda: reloaded.append(
+                httpx.post(base + "/v1/admin/reload", headers=AUTH, timeout=60)
+            )
+        )
+        reload.start()
+        try:
+            assert loading.wait(10), "the reload never reached the loader"
+            with httpx.Client(base_url=base, timeout=10) as c:
+                during = [
+                    c.get("/v1/forecast", params={"unique_id": "total/a", "horizon": 12})
+                    for _ in range(20)
+                ]
+                health = c.get("/healthz")
+        finally:
+            release.set()
+            reload.join(60)
+        after = httpx.get(base + "/v1/forecast", params={"unique_id": "total/a"}, timeout=10)
+    assert [r.status_code for r in during] == [200] * 20
+    assert {r.json()["model_version"] for r in during} == {during[0].json()["model_version"]}
+    assert health.status_code == 200
+    assert [r.status_code for r in reloaded] == [200]
+    assert after.json()["model_version"] != during[0].json()["model_version"]
