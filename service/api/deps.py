@@ -27,6 +27,7 @@ __all__ = [
     "ApiKey",
     "ReadKey",
     "RequestId",
+    "check_key",
     "require_api_key",
     "require_read_key",
 ]
@@ -48,7 +49,10 @@ async def _holder(request: Request) -> ModelHolder:
     return holder
 
 
-async def _model(holder: Annotated[ModelHolder, Depends(_holder)]) -> ServedModel:
+async def _model(request: Request) -> ServedModel:
+    # The holder is read here, not through ``HolderDep``: every level of dependency costs the
+    # hot path (FastAPI solves each one), and the forecast answers at close to /healthz's cost.
+    holder: ModelHolder = request.app.state.holder
     current = holder.current  # taken once: the request finishes on this model
     if current is None:  # why is in the log (masked), never in a public answer
         raise NotReady("no model is loaded yet; retry shortly")
@@ -80,7 +84,7 @@ RequestId = Annotated[str | None, Depends(_request_id)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _check_key(credentials: HTTPAuthorizationCredentials | None, keys: tuple[str, ...]) -> None:
+def check_key(credentials: HTTPAuthorizationCredentials | None, keys: tuple[str, ...]) -> None:
     """Accept ``Authorization: Bearer KEY`` with KEY in ``keys`` (constant time), else 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send 'Authorization: Bearer KEY'")
@@ -100,13 +104,14 @@ async def require_api_key(settings: SettingsDep, credentials: Credentials) -> No
             "every request; set SPENDCAST_API_KEYS=key1,key2 (e.g. a value from "
             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`) and restart"
         )
-    _check_key(credentials, settings.keys)
+    check_key(credentials, settings.keys)
 
 
-async def require_read_key(settings: SettingsDep, credentials: Credentials) -> None:
+async def require_read_key(request: Request, credentials: Credentials) -> None:
     """When ``SPENDCAST_READ_KEYS`` is set, accept a read key or an API key; else anyone."""
-    if settings.readers:
-        _check_key(credentials, settings.readers + settings.keys)
+    settings: Settings = request.app.state.settings  # as ``_settings``, one level less: every
+    if settings.readers:  # read pays this dependency
+        check_key(credentials, settings.readers + settings.keys)
 
 
 ApiKey = Depends(require_api_key)
