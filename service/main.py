@@ -33,6 +33,7 @@ from service.api.routes import (
 )
 from service.config import Settings, get_settings
 from service.errors import register_error_handlers
+from service.read_cache import ReadCache
 from service.serving import Loader, ModelHolder, ServedModel, default_loader
 from service.store import Store, masked_url
 from service.telemetry import Metrics, RequestMiddleware, configure_logging
@@ -165,7 +166,9 @@ def create_app(
 
 
 def _add_middleware(app: FastAPI, cfg: Settings) -> None:
-    """CORS when origins are configured; the request middleware outermost."""
+    """The read cache innermost, CORS when origins are configured, the request middleware
+    outermost (the last added runs first)."""
+    app.add_middleware(ReadCache, holder=app.state.holder, settings=cfg)
     if cfg.origins:
         app.add_middleware(
             CORSMiddleware,

@@ -46,9 +46,47 @@ __all__ = [
     "ModelHolder",
     "default_loader",
     "clean",
+    "BoundedCache",
 ]
 
-_CACHE_MAX = 50_000
+CACHE_ITEMS = 50_000
+CACHE_BYTES = 64 * 1024 * 1024
+
+
+class BoundedCache:
+    """A model's cache of answers: emptied when one more entry would pass ``CACHE_ITEMS``
+    entries or ``CACHE_BYTES`` bytes (it refills from what is asked again), so no sequence of
+    requests can make it grow past those bounds."""
+
+    def __init__(self, max_items: int = CACHE_ITEMS, max_bytes: int = CACHE_BYTES) -> None:
+        self.max_items, self.max_bytes = max_items, max_bytes
+        self._data: dict[Any, tuple[Any, int]] = {}
+        self.nbytes = 0
+
+    def get(self, key: Any) -> Any:
+        hit = self._data.get(key)
+        return None if hit is None else hit[0]
+
+    def put(self, key: Any, value: Any, nbytes: int) -> None:
+        if nbytes > self.max_bytes:
+            return
+        old = self._data.pop(key, None)
+        if old is not None:
+            self.nbytes -= old[1]
+        if len(self._data) >= self.max_items or self.nbytes + nbytes > self.max_bytes:
+            self.clear()
+        self._data[key] = (value, nbytes)
+        self.nbytes += nbytes
+
+    def clear(self) -> None:
+        self._data = {}
+        self.nbytes = 0
+
+    def keys(self) -> list[Any]:
+        return list(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 def clean(values: Any) -> list[float | None]:
@@ -96,7 +134,9 @@ class ServedModel:
     adjusted: Mapping[str, Adjustment] = field(default_factory=dict)
     """Each series' CJO-CVS adjustment (:class:`Adjustments`: computed at first use or by the
     warm-up)."""
-    _payloads: dict[tuple[str, int, tuple[int, ...]], bytes] = field(default_factory=dict)
+    responses: BoundedCache = field(default_factory=BoundedCache)
+    """Read answers of this model by (path, query string): ``service.read_cache``."""
+    _payloads: BoundedCache = field(default_factory=BoundedCache)
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -174,10 +214,32 @@ class ServedModel:
             ],
         }
         data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
-        if len(self._payloads) >= _CACHE_MAX:
-            self._payloads.clear()
-        self._payloads[key] = data
+        self._payloads.put(key, data, len(data))
         return data
+
+    def forecast_columns_json(self, ids: list[str], horizon: int, levels: tuple[int, ...]) -> bytes:
+        """The ``ForecastColumns`` JSON of several series: their stored arrays concatenated,
+        serialised once (no per-element model is built)."""
+        body: dict[str, Any] = {
+            "model_version": self.version_label,
+            "horizon": horizon,
+            "levels": list(levels),
+            "unique_id": [],
+            "ds": [],
+            "mean": [],
+            "lo": {str(lv): [] for lv in levels},
+            "hi": {str(lv): [] for lv in levels},
+        }
+        for uid in ids:
+            s = self.lookup[uid]
+            ds = s.ds[:horizon]
+            body["unique_id"] += [uid] * len(ds)
+            body["ds"] += [d.isoformat() for d in ds]
+            body["mean"] += clean(s.mean[:horizon])
+            for lv in levels:
+                body["lo"][str(lv)] += clean(s.bounds[lv][0][:horizon])
+                body["hi"][str(lv)] += clean(s.bounds[lv][1][:horizon])
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 class ModelHolder:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from service.api.common import check_horizon, check_levels, check_served, clean, series_of
+from service.api.common import check_horizon, check_levels, check_served, series_of
 from service.api.deps import ModelDep
 from service.api.schemas import ForecastColumns, ForecastRequest, ForecastSeries
 from service.errors import UnknownSeries
@@ -108,23 +108,5 @@ def post_forecast(
     h, levels = check_horizon(model, body.horizon), check_levels(model, body.levels)
     if format == "csv":
         return _csv(model, ids, h, levels)
-    out = ForecastColumns(
-        model_version=model.version_label,
-        horizon=h,
-        levels=levels,
-        unique_id=[],
-        ds=[],
-        mean=[],
-        lo={str(lv): [] for lv in levels},
-        hi={str(lv): [] for lv in levels},
-    )
-    for uid in ids:
-        s = model.lookup[uid]
-        n = len(s.ds[:h])
-        out.unique_id += [uid] * n
-        out.ds += s.ds[:h]
-        out.mean += clean(s.mean[:h])
-        for lv in levels:
-            out.lo[str(lv)] += clean(s.bounds[lv][0][:h])
-            out.hi[str(lv)] += clean(s.bounds[lv][1][:h])
-    return out
+    payload = model.forecast_columns_json(ids, h, tuple(levels))  # a ForecastColumns
+    return Response(payload, media_type="application/json")
