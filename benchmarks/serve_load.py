@@ -7,7 +7,10 @@ connections and duration, and prints requests/s, p50 and p99:
 
 * ``bare-hello``  ``GET /`` of a bare FastAPI app under the same uvicorn: the framework ceiling;
 * ``hello``       ``GET /healthz`` of the service;
-* ``forecast``    ``GET /v1/forecast`` for one series over the trained horizon;
+* ``forecast``    ``GET /v1/forecast`` for one series over the trained horizon (after its
+                  first answer, from the read cache: ``service/read_cache.py``);
+* ``fc-uncached`` the same with a query string never asked before on every request (an unknown
+                  ``miss`` parameter): the route's whole path through FastAPI, every time;
 * ``detect50``    ``POST /v1/anomalies/detect`` with 50 observations (stored);
 * ``mlflow``      ``POST /invocations`` of the MLflow scoring server, one series, same horizon.
 
@@ -143,6 +146,22 @@ wrk.headers["Content-Type"] = "application/json"
 {auth}
 """
 
+_WRK_DISTINCT = """
+-- every request a query string not asked before (per thread id and counter): no cached answer
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  return wrk.format("GET", wrk.path .. "&miss=" .. tid .. "-" .. n)
+end
+"""
+
 HELLO_APP = """
 from fastapi import FastAPI
 
@@ -168,11 +187,17 @@ def wrk(
     method: str = "GET",
     body: str | None = None,
     headers: dict[str, str] | None = None,
+    distinct: bool = False,
     workdir: Path,
 ) -> Result:
-    """Drive ``url`` with wrk (2 threads); requests, non-2xx/socket errors, p50 and p99."""
+    """Drive ``url`` with wrk (2 threads); requests, non-2xx/socket errors, p50 and p99.
+    ``distinct``: every request a new query string (a GET's uncached path)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
-    if method != "GET" or headers:
+    if distinct:
+        script = workdir / f"{name}.lua"
+        script.write_text(_WRK_DISTINCT)
+        cmd += ["-s", str(script)]
+    elif method != "GET" or headers:
         auth = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
         script = workdir / f"{name}.lua"
         script.write_text(_WRK_LUA.format(method=method, body=json.dumps(body or ""), auth=auth))
@@ -233,9 +258,11 @@ def _load(
             **kw,
         )
     method, body, headers = kw.get("method", "GET"), kw.get("body"), kw.get("headers")
+    count = iter(range(1 << 62))
 
     def make(c: httpx.AsyncClient) -> Any:
-        return c.request(method, path, content=body, headers=headers)
+        url = f"{path}&miss={next(count)}" if kw.get("distinct") else path
+        return c.request(method, url, content=body, headers=headers)
 
     return asyncio.run(
         drive(
@@ -330,6 +357,7 @@ def main() -> None:  # noqa: C901 - a script
             ("bare-hello", f"http://127.0.0.1:{hp}", "/", {}),
             ("hello", svc, "/healthz", {}),
             ("forecast", svc, fc_path, {}),
+            ("fc-uncached", svc, fc_path, {"distinct": True}),
             (
                 "detect50",
                 svc,
@@ -394,6 +422,7 @@ def main() -> None:  # noqa: C901 - a script
         ("forecast rps / hello rps", f.rps / h.rps, ">= 0.6", f.rps / h.rps >= 0.6),
         ("forecast p99 / hello p99", f.p99_ms / h.p99_ms, "<= 1.5", f.p99_ms / h.p99_ms <= 1.5),
         ("hello rps / bare-hello rps", h.rps / b.rps, "info", True),
+        ("uncached forecast / hello rps", results["fc-uncached"].rps / h.rps, "info", True),
     ]
     if reload_result is not None:
         q = reload_result.p99_ms / f.p99_ms
