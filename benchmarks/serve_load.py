@@ -193,6 +193,7 @@ def wrk(
     """Drive ``url`` with wrk (2 threads); requests, non-2xx/socket errors, p50 and p99.
     ``distinct``: every request a new query string (a GET's uncached path)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
+    cmd += ["--timeout", "30s"]  # wrk counts answers slower than its 2 s default as errors
     if distinct:
         script = workdir / f"{name}.lua"
         script.write_text(_WRK_DISTINCT)

@@ -97,7 +97,8 @@ class ReadCache:
                 and self._only_declared(scope.get("route"), scope["query_string"])
             ):
                 kept = CachedResponse(tuple(start["headers"]), body, scope.get("route"))
-                served.responses.put(key, kept, len(body) + len(key[1]) + 256)
+                headers = sum(len(k) + len(v) for k, v in kept.headers)
+                served.responses.put(key, kept, len(body) + len(key[1]) + headers)
 
     def _may_read(self, scope: Scope) -> bool:
         """Whether the request may read (the check of ``require_read_key``); when it may

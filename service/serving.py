@@ -56,7 +56,7 @@ CACHE_BYTES = 64 * 1024 * 1024
 class BoundedCache:
     """A model's cache of answers: emptied when one more entry would pass ``CACHE_ITEMS``
     entries or ``CACHE_BYTES`` bytes (it refills from what is asked again), so no sequence of
-    requests can make it grow past those bounds."""
+    requests can make it grow past those bounds. Used from the event loop only: not locked."""
 
     def __init__(self, max_items: int = CACHE_ITEMS, max_bytes: int = CACHE_BYTES) -> None:
         self.max_items, self.max_bytes = max_items, max_bytes
