@@ -25,7 +25,10 @@ half-width at ``level`` (:mod:`~forecasting.monitoring.calibration`), grown by t
 profile when the month is more than one step after the last known month. The model's own (and
 the stored reconciled) intervals under-cover one step ahead, so they are used only for series
 without in-sample residuals (degenerate series, hand-built bundles): then the bounds are the
-stored ones, or sample-path quantiles at other levels.
+stored ones, or sample-path quantiles at other levels. Then the **support** of the series'
+history bounds them (:func:`on_support`): a series never negative in training is never expected
+or bounded below zero, and an intermittent one (zero in about a quarter of its months or more)
+is judged from zero to the ``level`` quantile of its history at least.
 
 The **score** is the two-sided tail probability of the value under a normal fitted to the
 judged interval (:func:`~forecasting.monitoring.calibration.normal_tail_probability`), so
@@ -97,6 +100,8 @@ __all__ = [
     "Obs",
     "DETECT_COLUMNS",
     "SHIFT_AFTER",
+    "INTERMITTENT_ADI",
+    "on_support",
 ]  # DETECT_COLUMNS: for `spendcast detect`
 
 Obs = tuple[str, dt.date, float] | tuple[str, dt.date, float, dt.date | None]
@@ -140,6 +145,34 @@ def _bounds(
     return float(lo_a[k]), float(hi_a[k]), False
 
 
+INTERMITTENT_ADI = 1.32
+"""Average months between non-zero months from which a series is intermittent (the
+Syntetos-Boylan-Croston cut-off: at least ~24 % of its months are zero)."""
+
+
+def on_support(
+    history: np.ndarray, mean: float, lo: float, hi: float, level: int
+) -> tuple[float, float, float]:
+    """Expected, lo, hi within what the series' own history supports.
+
+    A series that was never negative is never expected, nor bounded, below zero (a model fit
+    to one, or its one-step update, can go negative: a month at zero is then no anomaly). An
+    intermittent one (average interval between non-zero months >= :data:`INTERMITTENT_ADI`)
+    may be zero any month, and as high as the ``level`` quantile of its history: its one-step
+    model (a smoothed level between bursts) says little about one month. Series with a
+    negative month, or no history, are left as they are.
+    """
+    h = history[np.isfinite(history)]
+    if h.size == 0 or bool((h < 0).any()):
+        return mean, lo, hi
+    mean, lo, hi = max(mean, 0.0), max(lo, 0.0), max(hi, 0.0)
+    nonzero = int(np.count_nonzero(h))
+    if nonzero == 0 or h.size / nonzero >= INTERMITTENT_ADI:
+        lo = 0.0
+        hi = max(hi, float(np.quantile(h, level / 100)))
+    return mean, lo, hi
+
+
 def _on_paid_share(
     mean: float, lo: float, hi: float, share: float, sd: float, level: int
 ) -> tuple[float, float, float]:
@@ -176,6 +209,7 @@ def _judge_one(
         j = 0
     mean = float(s.mean[k] + (delta[k - j] if delta is not None else 0.0) + offset)
     lo, hi, one_step = _bounds(ctx, s, mean, k, j)
+    mean, lo, hi = on_support(s.history_y, mean, lo, hi, ctx.level)
     care = s.basis == "care" and age is not None
     share, sd = s.share(age)
     if care:

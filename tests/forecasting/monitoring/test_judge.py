@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from forecasting.errors import InputError
 from forecasting.monitoring.forecast import index_bundle
-from forecasting.monitoring.judge import detect, judge
+from forecasting.monitoring.judge import INTERMITTENT_ADI, detect, judge, on_support
 from tests.service.synthetic import IDS, make_bundle
 
 BUNDLE = make_bundle(seed=11)
@@ -107,3 +107,62 @@ def test_detect_keeps_every_row_in_order(obs, level):
 def test_detect_names_missing_column():
     with pytest.raises(InputError, match="'y'"):
         detect(pl.DataFrame({"unique_id": ["total"], "ds": [D(2024, 1, 1)]}), BUNDLE)
+
+
+def test_a_never_negative_series_is_never_bounded_below_zero():
+    """``on_support``: clipped at zero; the order lo <= expected <= hi kept."""
+    history = np.array([0.0, 3.0, 5.0, 4.0, 6.0, 5.0, 7.0, 6.0])
+    assert on_support(history, -2.0, -9.0, 4.0, 99) == (0.0, 0.0, 4.0)
+    assert on_support(history, -5.0, -9.0, -1.0, 99) == (0.0, 0.0, 0.0)
+    assert on_support(history, 5.0, 2.0, 8.0, 99) == (5.0, 2.0, 8.0)  # inside: unchanged
+    signed = np.array([3.0, -1.0, 5.0, 4.0])
+    assert on_support(signed, -2.0, -9.0, 4.0, 99) == (-2.0, -9.0, 4.0)
+    assert on_support(np.array([]), -2.0, -9.0, 4.0, 99) == (-2.0, -9.0, 4.0)
+
+
+def test_an_intermittent_series_may_be_zero_and_reach_its_history():
+    history = np.array([0.0, 0.0, 40.0, 0.0, 0.0, 5000.0, 0.0, 120.0])  # 3 non-zero in 8
+    assert len(history) / np.count_nonzero(history) >= INTERMITTENT_ADI
+    mean, lo, hi = on_support(history, 300.0, 280.0, 320.0, 99)
+    assert (mean, lo) == (300.0, 0.0) and hi == pytest.approx(np.quantile(history, 0.99))
+    regular = np.array([10.0, 0.0, 12.0, 11.0, 13.0, 12.0, 15.0, 14.0])  # 7 non-zero in 8
+    assert on_support(regular, 12.0, 11.0, 13.0, 99) == (12.0, 11.0, 13.0)
+
+
+@given(
+    history=st.lists(st.floats(0, 1e6), min_size=1, max_size=40),
+    mean=st.floats(-1e6, 1e6),
+    widths=st.tuples(st.floats(0, 1e6), st.floats(0, 1e6)),
+    level=st.sampled_from([80, 95, 99]),
+)
+def test_bounds_on_the_support_keep_their_order(history, mean, widths, level):
+    lo, hi = mean - widths[0], mean + widths[1]
+    m, a, b = on_support(np.array(history), mean, lo, hi, level)
+    assert 0.0 <= a <= m <= b
+    assert b >= hi  # never narrower above
+    assert (m, a, b) == (mean, lo, hi) or min(lo, mean) < 0 or a == 0.0
+
+
+def test_a_zero_month_of_an_intermittent_series_is_no_anomaly():
+    b = make_bundle(seed=11)
+    uid = "total/a/x"
+    months = b.history.filter(pl.col("unique_id") == uid)["ds"].sort()
+    bursts = set(months[::4].to_list())  # one month in four is non-zero
+    b.history = b.history.with_columns(
+        pl.when((pl.col("unique_id") == uid) & ~pl.col("ds").is_in(list(bursts)))
+        .then(0.0)
+        .otherwise(pl.col("y"))
+        .alias("y")
+    )
+    lookup = index_bundle(b)
+    values = b.history.filter(pl.col("unique_id") == uid)["y"]
+    top, typical = float(values.max()), float(values.filter(values > 0).median())
+    zero, burst, huge = judge(
+        [(uid, D(2024, 1, 1), 0.0), (uid, D(2024, 2, 1), typical), (uid, D(2024, 3, 1), 10 * top)],
+        lookup,
+    )
+    assert zero.status == "EXPECTED" and zero.lo == 0.0
+    assert burst.status == "EXPECTED"
+    assert huge.status == "ANOMALY" and huge.direction == "above"
+    (smooth,) = judge([("total/a/y", D(2024, 1, 1), 0.0)], lookup)  # not intermittent
+    assert smooth.status == "ANOMALY" and smooth.direction == "below"
