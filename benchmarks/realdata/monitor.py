@@ -33,7 +33,7 @@ def judge_months(obs: pl.DataFrame, lookup: Any) -> pl.DataFrame:
         with quiet():
             out = detect(now, lookup, level=MONITOR_LEVEL, stored=before if before.height else None)
         parts.append(
-            out.select(ID_COL, "lo", "hi", "status", "level_shift_since").with_columns(
+            out.select(ID_COL, "expected", "lo", "hi", "status", "level_shift_since").with_columns(
                 pl.lit(m).alias("step")
             )
         )
@@ -50,7 +50,9 @@ def inject(obs: pl.DataFrame, clean: pl.DataFrame, seed: int) -> pl.DataFrame:
     """Shift a seeded third of the judged series from a month s in 2..9 to the end.
 
     Kinds go round robin (+4 sigma, -4 sigma, x1.5, x0.6); sigma is the series' calibrated
-    one-step sigma from its clean judgement of month s, ``(hi - lo) / (2 * 2.5758)``.
+    one-step sigma on the side of the shift, from its clean judgement of month s:
+    ``(hi - expected) / 2.5758`` upward, ``(expected - lo) / 2.5758`` downward (bounds can be
+    asymmetric: relative to the expectation, or held at zero for a never-negative series).
 
     Returns:
         ``obs`` with shifted ``y`` and ``kind`` (null: clean series), ``start``, ``shifted``.
@@ -69,14 +71,19 @@ def inject(obs: pl.DataFrame, clean: pl.DataFrame, seed: int) -> pl.DataFrame:
         },
         schema={ID_COL: pl.String, "kind": pl.String, "start": pl.Int32},
     )
-    sigma = clean.select(ID_COL, "step", ((pl.col("hi") - pl.col("lo")) / (2 * Z_99)).alias("sd"))
+    sigma = clean.select(
+        ID_COL,
+        "step",
+        ((pl.col("hi") - pl.col("expected")) / Z_99).alias("sd_up"),
+        ((pl.col("expected") - pl.col("lo")) / Z_99).alias("sd_down"),
+    )
     plan = plan.join(sigma, left_on=[ID_COL, "start"], right_on=[ID_COL, "step"], how="left")
-    y, kind, sd = pl.col(TARGET_COL), pl.col("kind"), pl.col("sd")
+    y, kind = pl.col(TARGET_COL), pl.col("kind")
     moved = (
         pl.when(kind == "+4sigma")
-        .then(y + 4 * sd)
+        .then(y + 4 * pl.col("sd_up"))
         .when(kind == "-4sigma")
-        .then(y - 4 * sd)
+        .then(y - 4 * pl.col("sd_down"))
         .when(kind == "x1.5")
         .then(y * 1.5)
         .otherwise(y * 0.6)
@@ -85,7 +92,7 @@ def inject(obs: pl.DataFrame, clean: pl.DataFrame, seed: int) -> pl.DataFrame:
     return (
         obs.join(plan, on=ID_COL, how="left")
         .with_columns(pl.when(hit).then(moved).otherwise(y).alias(TARGET_COL), hit.alias("shifted"))
-        .drop("sd")
+        .drop("sd_up", "sd_down")
     )
 
 

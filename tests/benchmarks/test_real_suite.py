@@ -132,8 +132,9 @@ def _obs_and_clean(n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     clean = obs.select(
         "unique_id",
         "step",
+        obs["y"].alias("expected"),
         (obs["y"] - half).alias("lo"),
-        (obs["y"] + half).alias("hi"),
+        (obs["y"] + 2 * half).alias("hi"),  # asymmetric: each side has its own sigma
         pl.lit(True).alias("judged"),
     )
     return obs, clean
@@ -159,13 +160,18 @@ def test_inject_invariants(n: int, seed: int) -> None:
         obs.select("unique_id", "step", pl.col("y").alias("y0")), on=["unique_id", "step"]
     )
     assert (both.filter(~pl.col("shifted"))["y"] == both.filter(~pl.col("shifted"))["y0"]).all()
-    sd = clean.select("unique_id", "step", ((pl.col("hi") - pl.col("lo")) / (2 * Z_99)).alias("sd"))
+    sd = clean.select(
+        "unique_id",
+        "step",
+        ((pl.col("hi") - pl.col("expected")) / Z_99).alias("up"),
+        ((pl.col("expected") - pl.col("lo")) / Z_99).alias("down"),
+    )
     shifted = both.filter(pl.col("shifted")).join(
         sd, left_on=["unique_id", "start"], right_on=["unique_id", "step"]
     )
     expect = {
-        "+4sigma": shifted["y0"] + 4 * shifted["sd"],
-        "-4sigma": shifted["y0"] - 4 * shifted["sd"],
+        "+4sigma": shifted["y0"] + 4 * shifted["up"],
+        "-4sigma": shifted["y0"] - 4 * shifted["down"],
         "x1.5": shifted["y0"] * 1.5,
         "x0.6": shifted["y0"] * 0.6,
     }
