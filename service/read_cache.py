@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 from fastapi.dependencies.utils import get_flat_params
 from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.deps import check_key
@@ -107,14 +108,10 @@ class ReadCache:
         if not readers:
             return True
         value = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        scheme, _, token = value.decode("latin-1").partition(" ")
+        scheme, token = get_authorization_scheme_param(value.decode("latin-1"))  # as HTTPBearer
+        given = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if token else None
         try:
-            check_key(
-                HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
-                if token
-                else None,
-                readers + self.settings.keys,
-            )
+            check_key(given, readers + self.settings.keys)
         except Unauthorized:
             return False
         return True

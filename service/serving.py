@@ -34,7 +34,7 @@ from forecasting.data.labels import LABEL_COL, label_or_member
 from forecasting.data.panel import ID_COL
 from forecasting.monitoring.adjustment import Adjustment, Adjustments, adjust_all
 from forecasting.monitoring.conditioning import warm_up
-from forecasting.monitoring.forecast import ForecastIndex, index_bundle
+from forecasting.monitoring.forecast import ForecastIndex, SeriesForecast, index_bundle
 from forecasting.redact import redact
 
 if TYPE_CHECKING:  # forecasting.tracking imports mlflow: loaded lazily by default_loader
@@ -198,22 +198,15 @@ class ServedModel:
         hit = self._payloads.get(key)
         if hit is not None:
             return hit
-        s = self.lookup[unique_id]
+        ds, mean, bounds = _columns(self.lookup[unique_id], horizon, levels)
         body = {
             "unique_id": unique_id,
             "model_version": self.version_label,
-            "ds": [d.isoformat() for d in s.ds[:horizon]],
-            "mean": clean(s.mean[:horizon]),
-            "intervals": [
-                {
-                    "level": lv,
-                    "lo": clean(s.bounds[lv][0][:horizon]),
-                    "hi": clean(s.bounds[lv][1][:horizon]),
-                }
-                for lv in levels
-            ],
+            "ds": ds,
+            "mean": mean,
+            "intervals": [{"level": lv, "lo": lo, "hi": hi} for lv, (lo, hi) in bounds.items()],
         }
-        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        data = _dumps(body)
         self._payloads.put(key, data, len(data))
         return data
 
@@ -231,15 +224,33 @@ class ServedModel:
             "hi": {str(lv): [] for lv in levels},
         }
         for uid in ids:
-            s = self.lookup[uid]
-            ds = s.ds[:horizon]
+            ds, mean, bounds = _columns(self.lookup[uid], horizon, levels)
             body["unique_id"] += [uid] * len(ds)
-            body["ds"] += [d.isoformat() for d in ds]
-            body["mean"] += clean(s.mean[:horizon])
-            for lv in levels:
-                body["lo"][str(lv)] += clean(s.bounds[lv][0][:horizon])
-                body["hi"][str(lv)] += clean(s.bounds[lv][1][:horizon])
-        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+            body["ds"] += ds
+            body["mean"] += mean
+            for lv, (lo, hi) in bounds.items():
+                body["lo"][str(lv)] += lo
+                body["hi"][str(lv)] += hi
+        return _dumps(body)
+
+
+_Column = list[float | None]
+
+
+def _columns(
+    s: SeriesForecast, horizon: int, levels: tuple[int, ...]
+) -> tuple[list[str], _Column, dict[int, tuple[_Column, _Column]]]:
+    """One series' first ``horizon`` months as JSON-ready columns: ISO months, means, and
+    ``level -> (lo, hi)``."""
+    bounds = {
+        lv: (clean(s.bounds[lv][0][:horizon]), clean(s.bounds[lv][1][:horizon])) for lv in levels
+    }
+    return [d.isoformat() for d in s.ds[:horizon]], clean(s.mean[:horizon]), bounds
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    """Compact JSON, never NaN."""
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 class ModelHolder:
