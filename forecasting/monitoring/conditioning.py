@@ -3,10 +3,11 @@
 A model trained up to month ``T`` judges ``T+k`` with a k-step interval. When the values of
 ``T+1 .. T+j`` are known, the judgement of ``T+k`` (``k > j``) is conditioned on them: the
 series' chosen model (the members of an ensemble, combined the same way by
-:func:`forecasting.training.models.combine`) is fitted once on the training history — by
-training, which stores the fitted state in the bundle (:func:`fitted_states`,
-:mod:`forecasting.fitted_state`); a bundle without it refits lazily at the first conditioned
-judgement (or ahead, by :func:`warm_up`) — and its ``forward`` method
+:func:`forecasting.training.models.combine`) is fitted once on the training history as
+training fitted it (exceptional months adjusted) — training stores the state of its own final
+fits in the bundle (:func:`fitted_states`, :mod:`forecasting.fitted_state`); a bundle without
+it refits lazily at the first conditioned judgement (or ahead, by :func:`warm_up`) — and its
+``forward`` method
 (fixed parameters, state updated on the new months) gives the forecast of ``T+k`` with and
 without the known months; the expectation is the stored (reconciled) forecast plus that
 difference (:meth:`Conditioner.delta`). Results are cached per known values, so re-judging
@@ -29,7 +30,7 @@ from forecasting.calendar import month_of
 from forecasting.fitted_state import FittedStateError, FittedStates
 from forecasting.training.models import SEASON, combine, ensemble_kind
 
-__all__ = ["Conditioner", "conditioner", "warm_up", "fitted_states"]
+__all__ = ["Conditioner", "KeptStates", "conditioner", "warm_up", "fitted_states"]
 
 if TYPE_CHECKING:
     from forecasting.training.engines import Engine
@@ -51,6 +52,9 @@ class Conditioner:
         history_start: month index (``forecasting.calendar.month_index``) of the first one.
         horizon: forecast months after the training end.
         stored: the series' fitted state written by training (None: fit at first use).
+        fitted_on: the values training fitted the models on (``history_y`` with its
+            exceptional months adjusted, :mod:`forecasting.training.adjust`); None: ``history_y``.
+            The models are fitted on these, and their state run over ``history_y``.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class Conditioner:
         history_start: int,
         horizon: int,
         stored: Stored | None = None,
+        fitted_on: np.ndarray | None = None,
     ) -> None:
         self.members = members
         self.kind = kind
@@ -76,6 +81,7 @@ class Conditioner:
         self._lock = threading.Lock()
         self._wd: np.ndarray | None = None
         self._stored = stored
+        self.fitted_on = history_y if fitted_on is None else fitted_on
 
     def ready(self) -> bool:
         """Fit the models now if not yet done; whether conditioning is available."""
@@ -136,6 +142,8 @@ class Conditioner:
             self.history_y,
             self.history_start,
             self.horizon,
+            None,
+            self.fitted_on,
         )
 
     def states(self) -> list[Any] | None:
@@ -176,9 +184,9 @@ class Conditioner:
         for alias in self.members:
             m = make_model(alias)
             if alias == "AutoARIMA" and self.calendar:
-                m.fit(self.history_y, self._exog(len(self.history_y), 0)[0])
+                m.fit(self.fitted_on, self._exog(len(self.fitted_on), 0)[0])
             else:
-                m.fit(self.history_y)
+                m.fit(self.fitted_on)
             models.append(m)
         return models
 
@@ -213,9 +221,11 @@ def conditioner(
     horizon: int,
     meta: BundleMeta,
     fitted: FittedStates | None = None,
+    fitted_on: np.ndarray | None = None,
 ) -> Conditioner:
     """The (not yet fitted) conditioning model of a series from its ``series.parquet`` row
-    and, when training stored them, its fitted models (``fitted``)."""
+    and, when training stored them, its fitted models (``fitted``); ``fitted_on``: the
+    training values with exceptional months adjusted (see :class:`Conditioner`)."""
     candidates = [m for m in meta.models if ensemble_kind(m) is None]
     model = str(info.get("model") or "")
     uid = str(info.get("unique_id"))
@@ -227,6 +237,7 @@ def conditioner(
         history_start=history_start,
         horizon=horizon,
         stored=functools.partial(fitted.get, uid) if fitted is not None else None,
+        fitted_on=fitted_on,
     )
 
 
@@ -263,30 +274,55 @@ def warm_up(conditioners: Mapping[str, Conditioner], cancel: threading.Event | N
     return sum(conditioners[uid].ready() for uid in order if not (cancel and cancel.is_set()))
 
 
-def fitted_states(
-    conditioners: Mapping[str, Conditioner], engine: Engine | None = None
-) -> FittedStates:
-    """Fit every series' conditioning models (training does, once) and keep their state.
+KeptStates = tuple[np.ndarray, Mapping[str, Any]]
+"""What training already fitted on a series: the values, and each candidate's ``model_``
+(None where it failed)."""
 
-    With an ``engine`` (:mod:`forecasting.training.engines`) the series are fitted where the
-    training's candidates are (the local process pool, or the Dask cluster); without one, in
-    this process. Either way each series is fitted exactly as :meth:`Conditioner.ready`
-    would at load.
+
+def fitted_states(
+    conditioners: Mapping[str, Conditioner],
+    engine: Engine | None = None,
+    kept: Mapping[str, KeptStates] | None = None,
+) -> FittedStates:
+    """Every series' conditioning models, fitted once at training, as their stored state.
+
+    A series whose members training already fitted on exactly its history (``kept``: the
+    final forecasts' fits, see :func:`forecasting.training.engines.run_forecast`) stores
+    those states as they are: the same fit as :meth:`Conditioner.ready` would make. The
+    others (an adjusted history, a member that failed) are fitted here: with an ``engine``
+    (:mod:`forecasting.training.engines`) where the training's candidates are (the local
+    process pool, or the Dask cluster); without one, in this process.
     """
     specs = {uid: c.spec() for uid, c in conditioners.items() if c.members}
-    if engine is None or not specs:
-        fitted = _fit_specs(specs)
+    fitted: dict[str, tuple[tuple[str, ...], list[Any] | None]] = {
+        uid: entry
+        for uid in specs
+        if kept is not None and (entry := _kept(conditioners[uid], kept.get(uid))) is not None
+    }
+    todo = {uid: spec for uid, spec in specs.items() if uid not in fitted}
+    if engine is None or not todo:
+        fitted.update(_fit_specs(todo))
     else:
         import polars as pl
 
-        frame = pl.DataFrame({"unique_id": list(specs)})
-        fitted = {}
-        for part in engine.map(functools.partial(_fit_frame, specs=specs), frame):
+        frame = pl.DataFrame({"unique_id": list(todo)})
+        for part in engine.map(functools.partial(_fit_frame, specs=todo), frame):
             fitted.update(part)
     return FittedStates.of({uid: fitted[uid] for uid in specs})
 
 
-Spec = tuple[tuple[str, ...], str, bool, np.ndarray, int, int]
+def _kept(c: Conditioner, entry: KeptStates | None) -> tuple[tuple[str, ...], list[Any]] | None:
+    """The series' kept member states when they were fitted on its history, else None."""
+    if entry is None or len(c.history_y) < 2 * SEASON:
+        return None
+    y, states = entry
+    members = [states.get(alias) for alias in c.members]
+    if not np.array_equal(y, c.fitted_on) or any(m is None for m in members):
+        return None
+    return c.members, members
+
+
+Spec = tuple[tuple[str, ...], str, bool, np.ndarray, int, int, None, np.ndarray]
 """What builds a :class:`Conditioner` (:meth:`Conditioner.spec`), picklable."""
 
 

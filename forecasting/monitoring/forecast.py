@@ -157,6 +157,11 @@ def index_bundle(bundle: Bundle) -> ForecastIndex:
     hist_parts = _parts(bundle.history)
     shares = share_tables(bundle.completion) if bundle.meta.basis == "care" else {}
     path_row = {uid: i for i, uid in enumerate(bundle.path_ids)}
+    adjusted = _parts(
+        bundle.adjustments.select(ID_COL, TIME_COL, "adjusted")
+        if bundle.adjustments is not None
+        else pl.DataFrame()
+    )
     forecasts: dict[str, SeriesForecast] = {}
     conditioners: dict[str, Conditioner] = {}
     for info in bundle.series.iter_rows(named=True):
@@ -183,9 +188,28 @@ def index_bundle(bundle: Bundle) -> ForecastIndex:
         )
         start = month_index(s.history_ds[0]) if s.history_ds else 0
         conditioners[uid] = conditioner(
-            info, s.history_y, start, len(s.ds), bundle.meta, bundle.conditioning
+            info,
+            s.history_y,
+            start,
+            len(s.ds),
+            bundle.meta,
+            bundle.conditioning,
+            _adjusted(s, adjusted.get(uid)),
         )
     return ForecastIndex(forecasts, conditioners, calibrate(bundle))
+
+
+def _adjusted(s: SeriesForecast, months: pl.DataFrame | None) -> np.ndarray | None:
+    """The training values as training fitted them: the series' history with its adjusted
+    exceptional months (``adjustments.parquet``) in place; None when none was adjusted."""
+    if months is None or not s.history_ds:
+        return None
+    y = s.history_y.copy()
+    row = {d: i for i, d in enumerate(s.history_ds)}
+    for d, value in months.select(TIME_COL, "adjusted").iter_rows():
+        if d in row and value is not None:
+            y[row[d]] = value
+    return y
 
 
 def _parts(frame: pl.DataFrame) -> dict[str, pl.DataFrame]:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+import numpy as np
 import polars as pl
 
 from forecasting.data.panel import ID_COL, TIME_COL
@@ -108,8 +109,12 @@ def run_forecast(
     levels: list[int] | None,
     x_future: pl.DataFrame | None = None,
     n_jobs: int = 1,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Fit one candidate on every series and forecast ``horizon`` months.
+
+    statsforecast's ``fit`` then ``predict`` (the same numbers as its ``forecast``), so the
+    fitted models are kept: their state is what one-step monitoring conditions on
+    (:mod:`forecasting.monitoring.conditioning`), stored without fitting again.
 
     Args:
         df: ``unique_id, ds, y`` (plus exogenous columns, used by :data:`EXOGENOUS` models).
@@ -121,18 +126,25 @@ def run_forecast(
         n_jobs: statsforecast processes (see :func:`local_jobs`).
 
     Returns:
-        ``unique_id, ds, <alias>, <alias>-lo-L, <alias>-hi-L`` and the in-sample fitted
-        values ``unique_id, ds, <alias>``.
+        ``unique_id, ds, <alias>, <alias>-lo-L, <alias>-hi-L``, the in-sample fitted values
+        ``unique_id, ds, <alias>``, and each series' fitted ``model_`` (None where the
+        candidate failed and statsforecast's fallback model stood in).
     """
     sf = make_sf([make_model(alias)], n_jobs)
     x_df = None
     if x_future is not None and alias in EXOGENOUS:
         x_df = x_future.filter(pl.col(ID_COL).is_in(df[ID_COL].unique().implode()))
-    fc = sf.forecast(
-        h=horizon, df=model_frame(df, alias), X_df=x_df, level=levels or None, fitted=True
-    )
-    fitted = sf.forecast_fitted_values()
-    return pl.DataFrame(fc), pl.DataFrame(fitted).select(ID_COL, TIME_COL, alias)
+    sf.fit(df=model_frame(df, alias))
+    sf.n_jobs = 1  # the fitted models are here now: predicting them takes less than a pool
+    fc = sf.predict(h=horizon, X_df=x_df, level=levels or None)
+    models = dict(zip(map(str, sf.uids), sf.fitted_[:, 0], strict=True))
+    keys = df.select(ID_COL, TIME_COL).sort(ID_COL, TIME_COL)
+    order = keys[ID_COL].unique(maintain_order=True).to_list()
+    insample = np.concatenate([models[u].predict_in_sample()["fitted"] for u in order])
+    fitted = keys.with_columns(pl.Series(alias, insample, dtype=pl.Float64))
+    kind = type(make_model(alias))
+    states = {u: m.model_ if type(m) is kind else None for u, m in models.items()}
+    return pl.DataFrame(fc), fitted, states
 
 
 class Engine(ABC):
@@ -187,11 +199,13 @@ class Engine(ABC):
         horizon: int,
         levels: list[int] | None,
         x_future: pl.DataFrame | None = None,
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """:func:`run_forecast`'s forecasts and fitted values over every series of ``df``."""
+    ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+        """:func:`run_forecast`'s forecasts, fitted values and fitted states over every series
+        of ``df``."""
         fn = partial(run_forecast, alias=alias, horizon=horizon, levels=levels, x_future=x_future)
         parts = self.map(fn, df)
-        return pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts])
+        states = {u: state for p in parts for u, state in p[2].items()}
+        return pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts]), states
 
 
 class LocalEngine(Engine):

@@ -15,7 +15,8 @@ the joint uncertainty.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -48,11 +49,13 @@ class CandidateForecasts:
         rows: ``unique_id, ds, <model>, <model>-lo-L, <model>-hi-L`` per model and series.
         fitted: ``unique_id, ds, <model>`` per model and series.
         seconds: fitting seconds per model.
+        states: the fitted ``model_`` per model and series (None where the model failed).
     """
 
     rows: dict[str, dict[str, pl.DataFrame]]
     fitted: dict[str, dict[str, pl.DataFrame]]
     seconds: dict[str, float]
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

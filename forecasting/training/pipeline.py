@@ -24,7 +24,7 @@ from forecasting.calendar import working_days_frame
 from forecasting.data.labels import add_labels
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL, PanelMeta, validate_panel
 from forecasting.monitoring.completion import CompletionReport, complete, load_triangle
-from forecasting.monitoring.conditioning import fitted_states
+from forecasting.monitoring.conditioning import KeptStates, fitted_states
 from forecasting.monitoring.forecast import index_bundle
 from forecasting.training import panel_rules
 from forecasting.training.adjust import ADJUSTMENTS_SCHEMA, adjust
@@ -212,9 +212,11 @@ def fit(
                     panel, meta, config, prep, sel, iv, base, rec, paths, seconds, started, budgets
                 )
                 result = _result(run, st.timings)
-            with st.stage("conditioning"):  # what monitoring would refit at load, fitted now
+            with st.stage("conditioning"):  # what monitoring would refit at load, stored now
                 conditioners = index_bundle(result.bundle).conditioners
-                result.bundle.conditioning = fitted_states(conditioners, runner)
+                result.bundle.conditioning = fitted_states(
+                    conditioners, runner, _kept_states(prep.train, fc)
+                )
         result.metrics["fit_seconds"] = time.perf_counter() - started
         result.bundle.meta.metrics["fit_seconds"] = result.metrics["fit_seconds"]
         return result
@@ -358,13 +360,14 @@ def _forecast(
     """Fit every candidate on the whole history and forecast the horizon."""
     rows: dict[str, dict[str, pl.DataFrame]] = {}
     fitted: dict[str, dict[str, pl.DataFrame]] = {}
+    states: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
     for alias in config.models:
         with st.stage(f"forecast {alias}"):
             if prep.train.is_empty():
                 continue
             t0 = time.perf_counter()
-            fc, fit_m = runner.forecast(
+            fc, fit_m, states[alias] = runner.forecast(
                 prep.train,
                 alias,
                 horizon=config.horizon,
@@ -373,7 +376,21 @@ def _forecast(
             )
             seconds[alias] = time.perf_counter() - t0
             rows[alias], fitted[alias] = by_id(fc), by_id(fit_m)
-    return CandidateForecasts(rows, fitted, seconds)
+    return CandidateForecasts(rows, fitted, seconds, states)
+
+
+def _kept_states(train: pl.DataFrame, fc: CandidateForecasts) -> dict[str, KeptStates]:
+    """Series -> the values its candidates were fitted on and their fitted states."""
+    states = {
+        u: {alias: fc.states[alias].get(u) for alias in fc.states}
+        for u in train[ID_COL].unique().to_list()
+    }
+    return {
+        u: (part[TARGET_COL].to_numpy(), states[u])
+        for u, part in by_id(
+            train.select(ID_COL, TIME_COL, TARGET_COL).sort(ID_COL, TIME_COL)
+        ).items()
+    }
 
 
 @dataclass(frozen=True)

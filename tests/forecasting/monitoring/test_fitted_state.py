@@ -19,8 +19,19 @@ from tests.panels import make_panel
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    """A French-calendar model (AutoARIMA with working days beside the combination), saved."""
+    """A French-calendar model (AutoARIMA with working days beside the combination), saved;
+    one series has an exceptional month (adjusted before fitting)."""
+    import polars as pl
+
     panel, meta = make_panel(n_fam=2, n_exe=2, months=48, seed=3)
+    spike = (
+        (pl.col("famille") == "F0")
+        & (pl.col("executant") == "E0")
+        & (pl.col("ds") == pl.date(2018, 5, 1))
+    )
+    panel = panel.with_columns(
+        pl.when(spike).then(pl.col("y") * 3).otherwise(pl.col("y")).alias("y")
+    )
     config = TrainConfig(calendar="france", models=["AutoARIMA", "AutoETS"], windows=6)
     res = fit(panel, meta, config)
     assert res.bundle.conditioning is not None and len(res.bundle.conditioning) > 0
@@ -41,6 +52,8 @@ def test_stored_state_gives_the_refit_expectation(saved: Bundle) -> None:
                 np.testing.assert_allclose(a, b, rtol=0, atol=1e-9 * max(1.0, abs(y).max()))
                 kinds.add(c.members)
     assert any("AutoARIMA" in m for m in kinds)  # the regressor path is covered
+    assert saved.adjustments is not None
+    assert "total/F0/E0" in set(saved.adjustments["unique_id"])  # and an adjusted history
 
 
 def test_stored_state_is_not_refitted(saved: Bundle) -> None:
@@ -156,3 +169,36 @@ def test_a_state_that_is_not_plain_data_is_stored_as_failed() -> None:
     assert a is not None and a[0] == ("AutoETS",) and a[1] is not None
     np.testing.assert_array_equal(a[1][0]["par"], good["par"])
     assert b == (("AutoETS",), None)
+
+
+def test_training_stores_the_final_fits_it_already_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member fitted by training on exactly the series' history is stored as it is; a
+    different history (an adjusted month) or a failed member is fitted again."""
+    from forecasting.monitoring.conditioning import Conditioner, fitted_states
+    from forecasting.training.models import make_model
+
+    rng = np.random.default_rng(0)
+    t = np.arange(48)
+    y = 100 + t + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 2, 48)
+    final = make_model("AutoETS").fit(y).model_
+    elsewhere = make_model("AutoETS").fit(y * 1.5).model_
+    conditioners = {u: Conditioner(("AutoETS",), "mean", False, y, 0, 12) for u in "abc"}
+    kept = {
+        "a": (y, {"AutoETS": final}),
+        "b": (y * 1.5, {"AutoETS": elsewhere}),  # fitted on other values: refit
+        "c": (y, {"AutoETS": None}),  # the member failed: refit
+    }
+    states = fitted_states(conditioners, kept=kept)
+    for u in "abc":
+        entry = states.get(u)
+        assert entry is not None and entry[1] is not None
+        np.testing.assert_allclose(entry[1][0]["par"], final["par"])  # the history's fit
+
+    def no_refit(self: Conditioner) -> list:
+        raise RuntimeError("refitted")
+
+    monkeypatch.setattr(Conditioner, "_fit_members", no_refit)
+    states = fitted_states(conditioners, kept=kept)
+    got = {u: states.get(u) for u in "abc"}
+    assert got["a"] is not None and got["a"][1] is not None  # stored without a fit
+    assert got["b"] == (("AutoETS",), None) and got["c"] == (("AutoETS",), None)  # refit tried
