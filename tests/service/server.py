@@ -25,7 +25,17 @@ def free_port() -> int:
 def running(app: FastAPI, *, ready_timeout: float = 15) -> Iterator[str]:
     """Yield the base URL once /readyz answers 200; stop the server after."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # a client's pooled connection idle past uvicorn's keep-alive (5 s) can be closed by the
+    # server just as the client reuses it (httpx.ReadError): under a loaded test run the
+    # clients here wait that long between requests, so the test server keeps them longer
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=120,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
