@@ -50,9 +50,12 @@ def inject(obs: pl.DataFrame, clean: pl.DataFrame, seed: int) -> pl.DataFrame:
     """Shift a seeded third of the judged series from a month s in 2..9 to the end.
 
     Kinds go round robin (+4 sigma, -4 sigma, x1.5, x0.6); sigma is the series' calibrated
-    one-step sigma on the side of the shift, from its clean judgement of month s:
-    ``(hi - expected) / 2.5758`` upward, ``(expected - lo) / 2.5758`` downward (bounds can be
-    asymmetric: relative to the expectation, or held at zero for a never-negative series).
+    one-step sigma of each shifted month on the side of the shift, from its clean judgement of
+    that month: ``(hi - expected) / 2.5758`` upward, ``(expected - lo) / 2.5758`` downward
+    (bounds can be asymmetric: relative to the expectation, or held at zero for a
+    never-negative series). Every shifted month is then 4 of its own sigmas away: with the
+    sigma of month s alone, a seasonal series whose sigma grows with its level (relative
+    bounds: PBS's safety-net months) had months after s shifted by 1 or 2 of their sigmas.
 
     Returns:
         ``obs`` with shifted ``y`` and ``kind`` (null: clean series), ``start``, ``shifted``.
@@ -77,7 +80,6 @@ def inject(obs: pl.DataFrame, clean: pl.DataFrame, seed: int) -> pl.DataFrame:
         ((pl.col("hi") - pl.col("expected")) / Z_99).alias("sd_up"),
         ((pl.col("expected") - pl.col("lo")) / Z_99).alias("sd_down"),
     )
-    plan = plan.join(sigma, left_on=[ID_COL, "start"], right_on=[ID_COL, "step"], how="left")
     y, kind = pl.col(TARGET_COL), pl.col("kind")
     moved = (
         pl.when(kind == "+4sigma")
@@ -91,6 +93,7 @@ def inject(obs: pl.DataFrame, clean: pl.DataFrame, seed: int) -> pl.DataFrame:
     hit = (kind.is_not_null() & (pl.col("step") >= pl.col("start"))).fill_null(False)
     return (
         obs.join(plan, on=ID_COL, how="left")
+        .join(sigma, on=[ID_COL, "step"], how="left")
         .with_columns(pl.when(hit).then(moved).otherwise(y).alias(TARGET_COL), hit.alias("shifted"))
         .drop("sd_up", "sd_down")
     )
