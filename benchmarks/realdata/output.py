@@ -124,9 +124,10 @@ def print_monitoring(console: Console, t: dict[str, pl.DataFrame]) -> None:
     render(
         console,
         "Recall of injected shifts (flagged: ANOMALY or LEVEL_SHIFT; caught: flagged or inside "
-        "a reported, accepted level shift; rate: caught %)",
+        "a reported, accepted level shift; rate: caught %; per shift, detected: flagged within "
+        "its first 3 months)",
         t["recall"],
-        percent=["rate"],
+        percent=["rate", "detected_rate"],
     )
 
 
@@ -234,6 +235,13 @@ def flat_metrics(s: dict[str, Any]) -> dict[str, float]:
     m["false_alarm"], m["false_alarm_pbs"] = mon["false_alarm"]["pooled"], mon["false_alarm"]["pbs"]
     names = {"+4sigma": "plus4sigma", "-4sigma": "minus4sigma"}
     m.update({f"recall.{names.get(k, k)}": v for k, v in mon["recall"].items()})
+    m.update(
+        {
+            f"shift_detection.{names.get(k, k)}": v
+            for k, v in mon.get("shift_detection", {}).items()
+            if v is not None
+        }
+    )
     m["rac_error_pct"] = s["rac"]["error_pct"] if s.get("rac") else None
     m["time_ratio"] = s["time"]["ratio"]
     m["peak_rss_mb"] = s["memory"]["peak_rss_mb"]

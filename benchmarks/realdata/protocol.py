@@ -66,7 +66,7 @@ REFERENCES = ("SeasonalNaive", "AutoETS", "AutoTheta", "AutoCES", "AutoARIMA")
 QUICK_REFERENCES = REFERENCES[:4]
 """``--quick`` leaves out AutoARIMA (the slow one)."""
 FINAL = ("AutoETS", "AutoTheta", "AutoCES")
-"""The mean combination's members, and the 'bare final fit' spendcast's time is compared to."""
+"""The mean combination's members."""
 COMBINATION = "Combination"
 
 PANELS = ("pbs", "singles", "us_employment", "rac")

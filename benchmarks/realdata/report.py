@@ -149,6 +149,7 @@ def monitoring_summary(tables: dict[str, pl.DataFrame], shifts: bool) -> dict[st
             "by_dataset": {d: r["rate"] for d, r in fa.items() if d != POOLED},
         },
         "recall": {k: r["rate"] for k, r in rec.items()},
+        "shift_detection": {k: r.get("detected_rate") for k, r in rec.items()},
         "shifted_run_false_alarm": clean.get("rate"),
     }
 

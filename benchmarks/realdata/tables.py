@@ -173,23 +173,42 @@ def false_alarm_table(judged: pl.DataFrame, order: list[str]) -> pl.DataFrame:
     return _ordered(_with_pooled(clean, ["dataset"], aggs), order)
 
 
+DETECTION_MONTHS = 3
+"""A shift counts as detected when one of its first this many months is flagged."""
+
+
 def recall_table(judged: pl.DataFrame) -> pl.DataFrame:
     """Shifted months per kind: ``flagged`` (ANOMALY or LEVEL_SHIFT) and ``rate`` of caught
     months (flagged, or judged inside a level shift the policy reported and accepted: the job
-    was told "level changed since M"); and false alarms on the series left clean."""
+    was told "level changed since M"); per shift (series), ``detected``: flagged within its
+    first :data:`DETECTION_MONTHS` months (``detected_rate``); and false alarms on the series
+    left clean."""
     shifted = judged.filter((pl.col("run") == "shifted") & pl.col("judged"))
     shifted = shifted.filter(pl.col("panel") != "rac")
     if shifted.is_empty():
         return pl.DataFrame()
-    kinds = (
-        shifted.filter(pl.col("shifted"))
+    moved = shifted.filter(pl.col("shifted"))
+    shift_key = ["panel", "origin", ID_COL, "kind"]
+    events = (
+        moved.sort("step")
+        .group_by(shift_key)
+        .agg(pl.col("flagged").head(DETECTION_MONTHS).any().alias("detected"))
         .group_by("kind")
+        .agg(
+            pl.len().alias("shifts"),
+            pl.col("detected").sum().alias("detected"),
+            pl.col("detected").mean().alias("detected_rate"),
+        )
+    )
+    kinds = (
+        moved.group_by("kind")
         .agg(
             pl.len().alias("months"),
             pl.col("flagged").sum().alias("flagged"),
             pl.col("caught").sum().alias("caught"),
             pl.col("caught").mean().alias("rate"),
         )
+        .join(events, on="kind")
         .sort(pl.col("kind").replace_strict({k: i for i, k in enumerate(KINDS)}))
     )
     clean = shifted.filter(pl.col("kind").is_null()).select(
@@ -199,7 +218,7 @@ def recall_table(judged: pl.DataFrame) -> pl.DataFrame:
         pl.col("flagged").sum().alias("caught"),
         pl.col("flagged").mean().alias("rate"),
     )
-    return pl.concat([kinds, clean], how="vertical_relaxed")
+    return pl.concat([kinds, clean], how="diagonal_relaxed")
 
 
 def timing_table(rows: list[dict[str, Any]]) -> pl.DataFrame:

@@ -191,3 +191,34 @@ def test_series_with_an_unjudged_month_are_never_shifted() -> None:
     moved = inject(obs, clean, 0)
     hit = set(moved.filter(pl.col("kind").is_not_null())["unique_id"].to_list())
     assert len(hit) == 2 and not hit & {"s0", "s1", "s2"}
+
+
+def test_a_shift_is_detected_only_when_flagged_within_its_first_months() -> None:
+    from realdata.tables import DETECTION_MONTHS, recall_table
+
+    def rows(uid: str, kind: str | None, flagged_at: set[int], start: int = 4) -> list[dict]:
+        return [
+            {
+                "panel": "p",
+                "origin": "last",
+                "unique_id": uid,
+                "run": "shifted",
+                "judged": True,
+                "kind": kind,
+                "shifted": kind is not None and step >= start,
+                "step": step,
+                "flagged": step in flagged_at,
+                "caught": step in flagged_at,
+            }
+            for step in range(1, 13)
+        ]
+
+    judged = pl.DataFrame(
+        rows("early", "x1.5", {4 + DETECTION_MONTHS - 1})  # its last month that counts
+        + rows("late", "x1.5", {4 + DETECTION_MONTHS})  # one month too late
+        + rows("before", "x1.5", {2})  # a flag before the shift is not a detection
+        + rows("clean", None, {5})
+    )
+    t = recall_table(judged).filter(pl.col("kind") == "x1.5").row(0, named=True)
+    assert (t["shifts"], t["detected"]) == (3, 1)
+    assert t["months"] == 3 * 9 and t["flagged"] == 2
