@@ -381,15 +381,10 @@ def _forecast(
 
 def _kept_states(train: pl.DataFrame, fc: CandidateForecasts) -> dict[str, KeptStates]:
     """Series -> the values its candidates were fitted on and their fitted states."""
-    states = {
-        u: {alias: fc.states[alias].get(u) for alias in fc.states}
-        for u in train[ID_COL].unique().to_list()
-    }
+    parts = by_id(train.select(ID_COL, TIME_COL, TARGET_COL).sort(ID_COL, TIME_COL))
     return {
-        u: (part[TARGET_COL].to_numpy(), states[u])
-        for u, part in by_id(
-            train.select(ID_COL, TIME_COL, TARGET_COL).sort(ID_COL, TIME_COL)
-        ).items()
+        u: (part[TARGET_COL].to_numpy(), {a: s.get(u) for a, s in fc.states.items()})
+        for u, part in parts.items()
     }
 
 
