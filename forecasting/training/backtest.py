@@ -162,12 +162,13 @@ def residual_matrix(bt: pl.DataFrame, ids: list[str]) -> np.ndarray:
     """Backtest errors (``y - yhat``) of each series' chosen model, aligned across series.
 
     Columns are the (cutoff, month) pairs of the backtest, so a column is one cross-section
-    of forecast errors made at the same time for the same month (what MinT's covariance and
-    the sample paths' cross-series draws need); a series without a pair has 0 there, and a
-    series without a backtest (degenerate) a row of zeros.
+    of forecast errors made at the same time for the same month (what the sample paths'
+    cross-series draws need); a series without a pair has NaN there (a short series' few
+    windows, or series whose months differ), and a series without a backtest (degenerate) a
+    row of NaN.
     """
     if bt.is_empty():
-        return np.zeros((len(ids), 1))
+        return np.full((len(ids), 1), np.nan)
     keys = bt.select("cutoff", TIME_COL).unique().sort("cutoff", TIME_COL)
     keys = keys.with_row_index("_col")
     rows = {u: i for i, u in enumerate(ids)}
@@ -177,7 +178,7 @@ def residual_matrix(bt: pl.DataFrame, ids: list[str]) -> np.ndarray:
         (pl.col(TARGET_COL) - pl.col("yhat")).alias("_e"),
     )
     e = e.filter(pl.col("_row").is_not_null() & pl.col("_e").is_finite())
-    res = np.zeros((len(ids), keys.height))
+    res = np.full((len(ids), keys.height), np.nan)
     res[e["_row"].to_numpy(), e["_col"].to_numpy()] = e["_e"].to_numpy()
     return res
 

@@ -173,8 +173,9 @@ class Reconciled:
     Attributes:
         columns: ``mean``, ``lo_L``, ``hi_L`` -> (n_series, horizon), rows in ``hier.ids`` order.
         residuals: (n_series, K) backtest errors of the chosen models, aligned on
-            (cutoff, month) (:func:`~forecasting.training.backtest.residual_matrix`): the
-            sample paths' cross-sections.
+            (cutoff, month), NaN where a series has none
+            (:func:`~forecasting.training.backtest.residual_matrix`): the sample paths'
+            cross-sections.
         forecasts: ``unique_id, ds, mean, lo_L, hi_L`` (the bundle's forecasts).
     """
 

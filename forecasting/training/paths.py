@@ -151,19 +151,27 @@ def _error_draws(
 ) -> np.ndarray:
     """(n_paths, h, nb) cross-sections of standardised backtest errors of the bottom series.
 
-    Series without spread in their errors draw standard normals; every series does when the
-    backtest has fewer than two errors per series.
+    Each series is standardised over its own errors (NaN: no error at that cross-section);
+    where a drawn cross-section has none for a series, that series draws a standard normal
+    (so a short series, or one whose months differ from the others', keeps its full spread
+    instead of repeating one value). Series without spread in their errors draw standard
+    normals; every series does when the backtest has fewer than two cross-sections.
     """
     res = residuals.astype(np.float64)
-    width, nb = res.shape[1], res.shape[0]
-    sd = res.std(axis=1)
-    ok = np.isfinite(sd) & (sd > 0)
+    width = res.shape[1]
+    seen = np.isfinite(res)
+    n = seen.sum(axis=1)
+    filled = np.where(seen, res, 0.0)
+    mean = filled.sum(axis=1) / np.maximum(n, 1)
+    sd = np.sqrt((np.where(seen, res - mean[:, None], 0.0) ** 2).sum(axis=1) / np.maximum(n, 1))
+    ok = (n >= 2) & (sd > 0)
     if width < 2 or not ok.any():
-        return rng.standard_normal((*draws, nb))
-    pool = np.zeros((width, nb))
-    pool[:, ok] = ((res[ok] - res[ok].mean(axis=1, keepdims=True)) / sd[ok, None]).T
+        return rng.standard_normal((*draws, res.shape[0]))
+    pool = np.full((width, res.shape[0]), np.nan)
+    pool[:, ok] = ((res[ok] - mean[ok, None]) / sd[ok, None]).T
     eps = pool[rng.integers(0, width, size=draws)]
-    eps[..., ~ok] = rng.standard_normal((*draws, int((~ok).sum())))
+    missing = ~np.isfinite(eps)
+    eps[missing] = rng.standard_normal(int(missing.sum()))
     return eps
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from forecasting.training.backtest import backtest_plan, rank_models, score
+from forecasting.training.backtest import backtest_plan, rank_models, residual_matrix, score
 from forecasting.training.engines import run_cv
 from forecasting.training.hierarchy import aggregate_panel
 from forecasting.training.intervals import Calibration
@@ -105,3 +105,36 @@ def test_persistence_recovers_how_errors_persist_over_a_window(phi: float) -> No
     assert np.quantile(np.abs(sums), 0.8) / NormalDist().inv_cdf(0.9) == pytest.approx(
         implied, rel=0.1
     )
+
+
+def test_a_series_with_few_aligned_errors_draws_its_full_spread() -> None:
+    """Series "b" has errors at 4 of the 40 cross-sections (a short backtest, or other
+    months): its draws are still standardised (mean 0, sd 1) and spread, not one value
+    repeated (what counting its missing errors as zeros gave)."""
+    from forecasting.training.paths import _error_draws
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for w in range(40):
+        cutoff = dt.date(2000, 1, 1) + dt.timedelta(days=31 * w)
+        rows.append(
+            {"unique_id": "a", "ds": cutoff, "cutoff": cutoff, "y": rng.normal(), "yhat": 0.0}
+        )
+        if w % 10 == 0:
+            rows.append(
+                {
+                    "unique_id": "b",
+                    "ds": cutoff,
+                    "cutoff": cutoff,
+                    "y": rng.normal(5, 2),
+                    "yhat": 0.0,
+                }
+            )
+    res = residual_matrix(pl.DataFrame(rows), ["a", "b", "c"])  # "c": no backtest at all
+    assert np.isnan(res[1]).sum() == 36 and np.isnan(res[2]).all()
+    eps = _error_draws(res, (4000, 3), np.random.default_rng(1))
+    for j in range(3):
+        e = eps[..., j].ravel()
+        assert abs(e.mean()) < 0.1 and abs(e.std() - 1) < 0.1, (j, e.mean(), e.std())
+        _, counts = np.unique(e, return_counts=True)
+        assert counts.max() < 0.2 * e.size, j  # no value drawn most of the time
