@@ -60,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def bare() -> None:
         sf = make_sf(make_models(cfg.models), local_jobs(y))  # same processes as spendcast
-        # the same work as the config asks: its refit rule, model intervals only when it uses
-        # them
+        # the work the config asks: its refit rule, model intervals only when it uses them
         levels = None if cfg.intervals == "conformal" else cfg.levels
         sf.cross_validation(
             h=cfg.horizon,

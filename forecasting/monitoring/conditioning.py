@@ -92,7 +92,7 @@ class Conditioner:
         with self._lock:
             if self._models is not None:
                 return self._base_finite()
-            if self._failed or not self.members or len(self.history_y) < 2 * SEASON:
+            if self._failed or not self.conditionable():
                 return False
             try:
                 with warnings.catch_warnings():
@@ -106,6 +106,10 @@ class Conditioner:
                 self._models, self._base, self._failed = None, None, True
                 return False
             return self._base_finite()
+
+    def conditionable(self) -> bool:
+        """Whether the series has models to condition with and two seasons to fit them on."""
+        return bool(self.members) and len(self.history_y) >= 2 * SEASON
 
     def delta(self, known: tuple[float, ...]) -> np.ndarray | None:
         """Shift of the forecasts of months ``T+j+1..`` given the values of ``T+1..T+j``.
@@ -294,10 +298,11 @@ def fitted_states(
     process pool, or the Dask cluster); without one, in this process.
     """
     specs = {uid: c.spec() for uid, c in conditioners.items() if c.members}
+    kept = kept or {}
     fitted: dict[str, tuple[tuple[str, ...], list[Any] | None]] = {
         uid: entry
         for uid in specs
-        if kept is not None and (entry := _kept(conditioners[uid], kept.get(uid))) is not None
+        if (entry := _kept(conditioners[uid], kept.get(uid))) is not None
     }
     todo = {uid: spec for uid, spec in specs.items() if uid not in fitted}
     if engine is None or not todo:
@@ -313,7 +318,7 @@ def fitted_states(
 
 def _kept(c: Conditioner, entry: KeptStates | None) -> tuple[tuple[str, ...], list[Any]] | None:
     """The series' kept member states when they were fitted on its history, else None."""
-    if entry is None or len(c.history_y) < 2 * SEASON:
+    if entry is None or not c.conditionable():
         return None
     y, states = entry
     members = [states.get(alias) for alias in c.members]

@@ -142,7 +142,7 @@ def run_forecast(
     order = keys[ID_COL].unique(maintain_order=True).to_list()
     insample = np.concatenate([models[u].predict_in_sample()["fitted"] for u in order])
     fitted = keys.with_columns(pl.Series(alias, insample, dtype=pl.Float64))
-    kind = type(make_model(alias))
+    kind = type(sf.models[0])  # else statsforecast's fallback model stood in
     states = {u: m.model_ if type(m) is kind else None for u, m in models.items()}
     return pl.DataFrame(fc), fitted, states
 

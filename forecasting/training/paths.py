@@ -22,6 +22,7 @@ annual interval is far wider than twelve independent months would give. Clipped 
 
 from __future__ import annotations
 
+import warnings
 from statistics import NormalDist
 
 import numpy as np
@@ -159,12 +160,10 @@ def _error_draws(
     """
     res = residuals.astype(np.float64)
     width = res.shape[1]
-    seen = np.isfinite(res)
-    n = seen.sum(axis=1)
-    filled = np.where(seen, res, 0.0)
-    mean = filled.sum(axis=1) / np.maximum(n, 1)
-    sd = np.sqrt((np.where(seen, res - mean[:, None], 0.0) ** 2).sum(axis=1) / np.maximum(n, 1))
-    ok = (n >= 2) & (sd > 0)
+    with warnings.catch_warnings():  # a series without any error: NaN mean and sd
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, sd = np.nanmean(res, axis=1), np.nanstd(res, axis=1)
+    ok = (np.isfinite(res).sum(axis=1) >= 2) & (sd > 0)
     if width < 2 or not ok.any():
         return rng.standard_normal((*draws, res.shape[0]))
     pool = np.full((width, res.shape[0]), np.nan)
