@@ -10,6 +10,7 @@ from .protocol import ANNUAL_LEVELS, COMBINATION, KINDS
 __all__ = [
     "is_number",
     "fmt",
+    "within",
     "accuracy_goals",
     "calibration_goals",
     "monitoring_goals",
@@ -20,6 +21,16 @@ __all__ = [
 def is_number(x: Any) -> TypeGuard[float]:
     """A finite int or float (not a bool)."""
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+_EPS = 1e-9
+"""Rounding slack of the comparisons: 144 of 192 is 75.0 %, within 5 points of 80 % (the
+float ``abs(0.75 - 0.80)`` is 0.05000000000000004)."""
+
+
+def within(value: float, target: float, slack: float) -> bool:
+    """``|value - target| <= slack``, up to float rounding."""
+    return abs(value - target) <= slack + _EPS
 
 
 def fmt(x: Any, pct: bool = False) -> str:
@@ -35,7 +46,7 @@ def _coverage_misses(by: dict[str, dict[str, float]], slack: float) -> list[str]
         f"{name} {lv}%: {fmt(c.get(str(lv)), True)}"
         for name, c in by.items()
         for lv in (80, 95, 99)
-        if is_number(c.get(str(lv))) and c[str(lv)] < lv / 100 - slack
+        if is_number(c.get(str(lv))) and c[str(lv)] < lv / 100 - slack - _EPS
     ]
 
 
@@ -79,7 +90,7 @@ def calibration_goals(s: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "goal": "coverage 80/95/99 pooled within +-2 points",
             "value": ", ".join(f"{lv}: {fmt(pooled[str(lv)], True)}" for lv in levels),
-            "met": all(abs(pooled[str(lv)] - lv / 100) <= 0.02 for lv in levels)
+            "met": all(within(pooled[str(lv)], lv / 100, 0.02) for lv in levels)
             if levels
             else None,
         },
@@ -96,7 +107,7 @@ def calibration_goals(s: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "goal": "annual-total coverage 80/95 within +-5 points",
             "value": ", ".join(f"{lv}: {fmt(ann[str(lv)], True)}" for lv in ann_ok),
-            "met": all(abs(ann[str(lv)] - lv / 100) <= 0.05 for lv in ann_ok) if ann_ok else None,
+            "met": all(within(ann[str(lv)], lv / 100, 0.05) for lv in ann_ok) if ann_ok else None,
         },
     ]
 

@@ -43,7 +43,7 @@ from forecasting.training.forecasts import (
 from forecasting.training.hierarchy import Hierarchy, aggregate_panel
 from forecasting.training.intervals import Intervals, backtest_intervals
 from forecasting.training.models import EXOGENOUS, MIN_LENGTH, ensemble_alias, fallback_table
-from forecasting.training.paths import persistence, sample_paths, window_totals
+from forecasting.training.paths import Spread, sample_paths, spread, window_totals
 from forecasting.training.report import backtest_frame, coverage_table, run_metrics, series_frame
 from forecasting.training.selection import Selection, select
 
@@ -200,16 +200,28 @@ def fit(
                     prep.hier, base, iv.backtest, prep.train, prep.last_ds, config
                 )
             with st.stage("paths"):
-                phi = persistence(iv.backtest, iv.calibration, prep.hier.bottom)
-                paths = sample_paths(prep.hier, rec.columns, rec.residuals, phi, config)
-                totals = window_totals(iv.backtest, iv.calibration, prep.hier.bottom, phi)
-                budgets = budget_reliability(totals, config.seed)
+                sp = spread(iv.backtest, iv.calibration, prep.hier.bottom)
+                paths = sample_paths(prep.hier, rec.columns, rec.residuals, sp, config)
+                totals = window_totals(iv.backtest, iv.calibration, prep.hier.bottom, sp)
+                budgets = budget_reliability(totals, sp, config.seed)
             with st.stage("bundle"):
                 seconds = {
                     m: cv_seconds.get(m, 0.0) + fc.seconds.get(m, 0.0) for m in config.models
                 }
                 run = _Run(
-                    panel, meta, config, prep, sel, iv, base, rec, paths, seconds, started, budgets
+                    panel,
+                    meta,
+                    config,
+                    prep,
+                    sel,
+                    iv,
+                    base,
+                    rec,
+                    paths,
+                    sp,
+                    seconds,
+                    started,
+                    budgets,
                 )
                 result = _result(run, st.timings)
             with st.stage("conditioning"):  # what monitoring would refit at load, stored now
@@ -401,6 +413,7 @@ class _Run:
     base: Base
     rec: Reconciled
     paths: np.ndarray
+    spread: Spread
     seconds: dict[str, float]
     started: float
     budgets: BudgetReliability | None
@@ -413,6 +426,9 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
     scored = [panel_rules.scored(f, run.meta) for f in (run.iv.backtest, sel.table, sel.scores)]
     coverage = coverage_table(scored[0], levels, prep.hier.level_of)
     metrics, model_metrics = run_metrics(scored[1], scored[2], coverage, models, run.seconds)
+    metrics["paths_phi"] = run.spread.phi
+    if run.spread.nu is not None:  # absent: the paths' window sums are normal
+        metrics["paths_tail_df"] = run.spread.nu
     if run.budgets is not None:
         metrics["budget_brier"] = run.budgets.brier
         metrics["budget_brier_climatology"] = run.budgets.climatology

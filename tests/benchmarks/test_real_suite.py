@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import real_suite as bench  # noqa: E402
+from realdata.goals import within  # noqa: E402
 from realdata.monitor import inject  # noqa: E402
 from realdata.output import flat_metrics  # noqa: E402
 from realdata.protocol import KINDS, Z_99  # noqa: E402
@@ -222,3 +223,11 @@ def test_a_shift_is_detected_only_when_flagged_within_its_first_months() -> None
     t = recall_table(judged).filter(pl.col("kind") == "x1.5").row(0, named=True)
     assert (t["shifts"], t["detected"]) == (3, 1)
     assert t["months"] == 3 * 9 and t["flagged"] == 2
+
+
+@given(n=st.integers(20, 400), k=st.integers(0, 400))
+def test_a_coverage_on_the_edge_of_a_goal_is_within_it(n: int, k: int) -> None:
+    """k of n is within 5 points of 80 % exactly when 100 k / n is within 5 of 80, edges
+    included (the float ``abs(0.75 - 0.80)`` is a hair above 0.05)."""
+    k = min(k, n)
+    assert within(k / n, 0.80, 0.05) == (75 * n <= 100 * k <= 85 * n)
