@@ -186,11 +186,12 @@ def _unit(cal: Calibration, level: int = 80) -> float | None:
     return None if q is None or not np.isfinite(q) else q / _z(level)
 
 
-def _tail_nu(ratio: float) -> float | None:
-    """Degrees of freedom of the t whose 95 % to 80 % band ratio is ``ratio`` (None: normal)."""
+def _tail_nu(ratio: float, level: int) -> float | None:
+    """Degrees of freedom of the t whose 95 % to ``level`` % band ratio is ``ratio`` (None:
+    a normal's ratio or less)."""
 
     def t_ratio(nu: float) -> float:
-        return float(student_t.ppf(0.975, nu) / student_t.ppf(0.9, nu))
+        return float(student_t.ppf(0.975, nu) / student_t.ppf(0.5 + level / 200, nu))
 
     if not np.isfinite(ratio) or ratio <= t_ratio(_NU_MAX):
         return None
@@ -229,7 +230,8 @@ def spread(bt: pl.DataFrame, cal: Calibration, ids: list[str], level: int = 80) 
     if t.size < _MIN_WINDOWS:
         return Spread()
     q = float(np.quantile(t, level / 100))
-    nu = _tail_nu(float(np.quantile(t, 0.95)) / q) if t.size >= _MIN_TAIL_WINDOWS else None
+    tails = t.size >= _MIN_TAIL_WINDOWS and level < 95
+    nu = _tail_nu(float(np.quantile(t, 0.95)) / q, level) if tails else None
     shape = Spread(nu=nu)
     target = q / shape.quantile(level)  # the sd of the normal part of a window sum
     lo, hi = 0.0, _PHI_MAX
