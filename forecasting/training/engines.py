@@ -1,18 +1,21 @@
-"""Execution engines: where statsforecast fits one candidate over a frame of series.
+"""Execution engines: where statsforecast fits a group of candidates over a frame of series.
 
 The models and their data do not depend on the engine (as statsforecast keeps its
-``ParallelBackend`` apart from the models): an :class:`Engine` runs one candidate's
-rolling-origin ``cross_validation`` and its final forecast (with in-sample fitted values) over
-a frame of series, and closes what it owns. :class:`LocalEngine` runs in this process
-(statsforecast's process pool on larger panels); :class:`DaskEngine` splits the series into
-chunks fitted on a Dask cluster. Both give the same numbers.
+``ParallelBackend`` apart from the models): an :class:`Engine` runs a group of candidates'
+rolling-origin ``cross_validation`` and their final forecast (with in-sample fitted values)
+over a frame of series, in one statsforecast call per group (see
+:func:`~forecasting.training.models.candidate_groups`), and closes what it owns.
+:class:`LocalEngine` runs in this process (statsforecast's process pool on larger panels);
+:class:`DaskEngine` splits the series into chunks fitted on a Dask cluster. Both give the same
+numbers.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -34,6 +37,7 @@ __all__ = [
     "local_jobs",
     "run_cv",
     "run_forecast",
+    "Forecasts",
 ]
 
 ENGINES = ("local", "dask")
@@ -62,7 +66,7 @@ def make_sf(models: list[Any], n_jobs: int = 1) -> Any:
 
 def run_cv(
     df: pl.DataFrame,
-    alias: str,
+    aliases: Sequence[str],
     *,
     horizon: int,
     windows: int,
@@ -71,11 +75,12 @@ def run_cv(
     refit: bool = True,
     n_jobs: int = 1,
 ) -> tuple[pl.DataFrame, float]:
-    """Backtest one candidate on every series.
+    """Backtest a group of candidates on every series, in one statsforecast call.
 
     Args:
         df: ``unique_id, ds, y`` (plus exogenous columns, used by :data:`EXOGENOUS` models).
-        alias: candidate alias.
+        aliases: candidate aliases (one group of
+            :func:`~forecasting.training.models.candidate_groups`).
         horizon: months per window.
         windows: number of cutoffs.
         step: months between cutoffs.
@@ -86,13 +91,14 @@ def run_cv(
         n_jobs: statsforecast processes (see :func:`local_jobs`).
 
     Returns:
-        ``unique_id, ds, cutoff, y, <alias>[, <alias>-lo-L, <alias>-hi-L]`` and seconds taken.
+        ``unique_id, ds, cutoff, y`` and ``<alias>[, <alias>-lo-L, <alias>-hi-L]`` of each
+        candidate, and the seconds taken.
     """
     t0 = time.perf_counter()
-    sf = make_sf([make_model(alias)], n_jobs)
+    sf = make_sf([make_model(a) for a in aliases], n_jobs)
     cv = sf.cross_validation(
         h=horizon,
-        df=model_frame(df, alias),
+        df=model_frame(df, aliases),
         n_windows=windows,
         step_size=step,
         level=levels or None,
@@ -101,16 +107,79 @@ def run_cv(
     return pl.DataFrame(cv), time.perf_counter() - t0
 
 
+@dataclass(frozen=True)
+class Forecasts:
+    """A group of candidates' final fits over a frame of series.
+
+    Attributes:
+        forecasts: ``unique_id, ds`` and ``<alias>, <alias>-lo-L, <alias>-hi-L`` per candidate.
+        fitted: in-sample fitted values, ``unique_id, ds`` and one column per candidate.
+        states: candidate -> series -> its fitted ``model_`` (None where statsforecast's
+            fallback model stood in).
+        seconds: candidate -> seconds its fits took, summed over the series (measured inside
+            the worker processes, so each candidate's own cost, whatever the load balance).
+    """
+
+    forecasts: pl.DataFrame
+    fitted: pl.DataFrame
+    states: dict[str, dict[str, Any]]
+    seconds: dict[str, float]
+
+
+class _TimedFit:
+    """Mixin: a fitted copy carries the seconds its ``fit`` took (``fit_seconds_``)."""
+
+    def fit(self, y: np.ndarray, X: np.ndarray | None = None) -> Any:  # noqa: N803
+        t0 = time.perf_counter()
+        fitted = super().fit(y=y, X=X)  # type: ignore[misc]
+        fitted.fit_seconds_ = time.perf_counter() - t0
+        return fitted
+
+
+_TIMED = "_Timed"
+
+
+def _timed_class(cls: type) -> Any:
+    """The timed subclass of a statsforecast model class, made once, at module level (so
+    worker processes unpickle it by name: :func:`__getattr__`)."""
+    name = f"{_TIMED}{cls.__name__}"
+    timed: Any = globals().get(name)
+    if timed is None:
+        timed = type(name, (_TimedFit, cls), {"__module__": __name__, "__qualname__": name})
+        globals()[name] = timed
+    return timed
+
+
+def __getattr__(name: str) -> Any:
+    """A timed subclass asked for by name before this process made it (a spawned worker
+    unpickling a model)."""
+    if name.startswith(_TIMED):
+        from statsforecast import models
+
+        base = getattr(models, name.removeprefix(_TIMED), None)
+        if isinstance(base, type):
+            return _timed_class(base)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _timed(model: Any) -> Any:
+    """``model`` as an instance of its timed subclass (same parameters, same numbers)."""
+    timed = _timed_class(type(model))
+    out = timed.__new__(timed)
+    out.__dict__.update(model.__dict__)
+    return out
+
+
 def run_forecast(
     df: pl.DataFrame,
-    alias: str,
+    aliases: Sequence[str],
     *,
     horizon: int,
     levels: list[int] | None,
     x_future: pl.DataFrame | None = None,
     n_jobs: int = 1,
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """Fit one candidate on every series and forecast ``horizon`` months.
+) -> Forecasts:
+    """Fit a group of candidates on every series and forecast ``horizon`` months.
 
     statsforecast's ``fit`` then ``predict`` (the same numbers as its ``forecast``), so the
     fitted models are kept: their state is what one-step monitoring conditions on
@@ -118,37 +187,38 @@ def run_forecast(
 
     Args:
         df: ``unique_id, ds, y`` (plus exogenous columns, used by :data:`EXOGENOUS` models).
-        alias: candidate alias.
+        aliases: candidate aliases (one group of
+            :func:`~forecasting.training.models.candidate_groups`).
         horizon: months ahead.
         levels: model interval levels (``None`` or empty: point forecasts only).
         x_future: the exogenous columns over the forecast months (``unique_id, ds, ...``, at
             least the series of ``df``); given to :data:`EXOGENOUS` models only.
         n_jobs: statsforecast processes (see :func:`local_jobs`).
-
-    Returns:
-        ``unique_id, ds, <alias>, <alias>-lo-L, <alias>-hi-L``, the in-sample fitted values
-        ``unique_id, ds, <alias>``, and each series' fitted ``model_`` (None where the
-        candidate failed and statsforecast's fallback model stood in).
     """
-    sf = make_sf([make_model(alias)], n_jobs)
+    sf = make_sf([_timed(make_model(a)) for a in aliases], n_jobs)
     x_df = None
-    if x_future is not None and alias in EXOGENOUS:
+    if x_future is not None and any(a in EXOGENOUS for a in aliases):
         x_df = x_future.filter(pl.col(ID_COL).is_in(df[ID_COL].unique().implode()))
-    sf.fit(df=model_frame(df, alias))
+    sf.fit(df=model_frame(df, aliases))
     sf.n_jobs = 1  # the fitted models are here now: predicting them takes less than a pool
     fc = sf.predict(h=horizon, X_df=x_df, level=levels or None)
-    models = dict(zip(map(str, sf.uids), sf.fitted_[:, 0], strict=True))
     keys = df.select(ID_COL, TIME_COL).sort(ID_COL, TIME_COL)
     order = keys[ID_COL].unique(maintain_order=True).to_list()
-    insample = np.concatenate([models[u].predict_in_sample()["fitted"] for u in order])
-    fitted = keys.with_columns(pl.Series(alias, insample, dtype=pl.Float64))
-    kind = type(sf.models[0])  # else statsforecast's fallback model stood in
-    states = {u: m.model_ if type(m) is kind else None for u, m in models.items()}
-    return pl.DataFrame(fc), fitted, states
+    uids = list(map(str, sf.uids))
+    fitted, states, seconds = keys, {}, {}
+    for i, alias in enumerate(aliases):
+        models = dict(zip(uids, sf.fitted_[:, i], strict=True))
+        insample = np.concatenate([models[u].predict_in_sample()["fitted"] for u in order])
+        fitted = fitted.with_columns(pl.Series(alias, insample, dtype=pl.Float64))
+        kind = type(sf.models[i])  # else statsforecast's fallback model stood in
+        states[alias] = {u: m.model_ if type(m) is kind else None for u, m in models.items()}
+        seconds[alias] = sum(getattr(m, "fit_seconds_", 0.0) for m in models.values())
+    return Forecasts(pl.DataFrame(fc), fitted, states, seconds)
 
 
 class Engine(ABC):
-    """Runs one candidate over a frame of series; a context manager closing what it owns.
+    """Runs a group of candidates over a frame of series; a context manager closing what it
+    owns.
 
     A subclass says how the work is spread (:meth:`map`) and what it releases (:meth:`close`);
     the statsforecast calls are the same for every engine.
@@ -171,7 +241,7 @@ class Engine(ABC):
     def cross_validation(
         self,
         df: pl.DataFrame,
-        alias: str,
+        aliases: Sequence[str],
         *,
         horizon: int,
         windows: int,
@@ -179,10 +249,10 @@ class Engine(ABC):
         levels: list[int] | None,
         refit: bool = True,
     ) -> pl.DataFrame:
-        """:func:`run_cv`'s backtest frame of one candidate over every series of ``df``."""
+        """:func:`run_cv`'s backtest frame of a group of candidates over every series of ``df``."""
         fn = partial(
             run_cv,
-            alias=alias,
+            aliases=tuple(aliases),
             horizon=horizon,
             windows=windows,
             step=step,
@@ -194,18 +264,23 @@ class Engine(ABC):
     def forecast(
         self,
         df: pl.DataFrame,
-        alias: str,
+        aliases: Sequence[str],
         *,
         horizon: int,
         levels: list[int] | None,
         x_future: pl.DataFrame | None = None,
-    ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-        """:func:`run_forecast`'s forecasts, fitted values and fitted states over every series
-        of ``df``."""
-        fn = partial(run_forecast, alias=alias, horizon=horizon, levels=levels, x_future=x_future)
+    ) -> Forecasts:
+        """:func:`run_forecast` over every series of ``df`` (the parts put together)."""
+        fn = partial(
+            run_forecast, aliases=tuple(aliases), horizon=horizon, levels=levels, x_future=x_future
+        )
         parts = self.map(fn, df)
-        states = {u: state for p in parts for u, state in p[2].items()}
-        return pl.concat([p[0] for p in parts]), pl.concat([p[1] for p in parts]), states
+        return Forecasts(
+            pl.concat([p.forecasts for p in parts]),
+            pl.concat([p.fitted for p in parts]),
+            {a: {u: st for p in parts for u, st in p.states[a].items()} for a in aliases},
+            {a: sum(p.seconds[a] for p in parts) for a in aliases},
+        )
 
 
 class LocalEngine(Engine):

@@ -42,7 +42,13 @@ from forecasting.training.forecasts import (
 )
 from forecasting.training.hierarchy import Hierarchy, aggregate_panel
 from forecasting.training.intervals import Intervals, backtest_intervals
-from forecasting.training.models import EXOGENOUS, MIN_LENGTH, ensemble_alias, fallback_table
+from forecasting.training.models import (
+    EXOGENOUS,
+    MIN_LENGTH,
+    candidate_groups,
+    ensemble_alias,
+    fallback_table,
+)
 from forecasting.training.paths import Spread, sample_paths, spread, window_totals
 from forecasting.training.report import backtest_frame, coverage_table, run_metrics, series_frame
 from forecasting.training.selection import Selection, select
@@ -125,10 +131,10 @@ def _stage_names(candidates: list[str]) -> list[str]:
     """The stages of :func:`fit`, in order (MLflow logs their seconds as ``time.<stage>``)."""
     return [
         "aggregate",
-        *[f"backtest {m}" for m in candidates],
+        *[f"backtest {' '.join(g)}" for g in candidate_groups(candidates)],
         "select",
         "intervals",
-        *[f"forecast {m}" for m in candidates],
+        *[f"forecast {' '.join(g)}" for g in candidate_groups(candidates)],
         "reconcile",
         "paths",
         "bundle",
@@ -184,7 +190,7 @@ def fit(
     with _Stages(_stage_names(config.models), progress) as st:
         prep = _prepare(panel, meta, config, triangle, st)
         with open_engine(engine, dask_address) as runner:
-            cv, cv_seconds = _backtest(prep, config, runner, st)
+            cv = _backtest(prep, config, runner, st)
             with st.stage("select"):
                 sel = _select(cv, prep, config)
             with st.stage("intervals"):
@@ -205,9 +211,7 @@ def fit(
                 totals = window_totals(iv.backtest, iv.calibration, prep.hier.bottom, sp)
                 budgets = budget_reliability(totals, sp, config.seed)
             with st.stage("bundle"):
-                seconds = {
-                    m: cv_seconds.get(m, 0.0) + fc.seconds.get(m, 0.0) for m in config.models
-                }
+                seconds = {m: fc.seconds.get(m, 0.0) for m in config.models}
                 run = _Run(
                     panel,
                     meta,
@@ -306,10 +310,8 @@ def _prepare(
     )
 
 
-def _backtest(
-    prep: _Prepared, config: TrainConfig, runner: Engine, st: _Stages
-) -> tuple[pl.DataFrame, dict[str, float]]:
-    """Every candidate's backtest rows side by side, and the seconds each took.
+def _backtest(prep: _Prepared, config: TrainConfig, runner: Engine, st: _Stages) -> pl.DataFrame:
+    """Every candidate's backtest rows side by side, one call per group of candidates.
 
     Series are backtested in groups of equal (horizon, windows) (:func:`backtest_plan`): a
     series with little history past two seasons still gets a short backtest.
@@ -319,14 +321,12 @@ def _backtest(
     )
     lengths = dict(prep.train.group_by(ID_COL).len().iter_rows())
     plan = backtest_plan(lengths, config.horizon, config.windows, config.step_size)
-    seconds: dict[str, float] = {}
-    for alias in config.models:
-        with st.stage(f"backtest {alias}"):
-            t0 = time.perf_counter()
+    for group in candidate_groups(config.models):
+        with st.stage(f"backtest {' '.join(group)}"):
             parts = [
                 runner.cross_validation(
                     prep.train.filter(pl.col(ID_COL).is_in(ids)),
-                    alias,
+                    group,
                     horizon=h,
                     windows=w,
                     step=config.step_size,
@@ -337,11 +337,10 @@ def _backtest(
             ]
             if not parts:
                 continue
-            seconds[alias] = time.perf_counter() - t0
-            cv_m = pl.concat(parts, how="diagonal_relaxed")
+            cv_g = pl.concat(parts, how="diagonal_relaxed")
             keys = [ID_COL, TIME_COL, "cutoff"]
-            cv = cv_m if cv.is_empty() else cv.join(cv_m.drop(TARGET_COL), on=keys, how="left")
-    return cv, seconds
+            cv = cv_g if cv.is_empty() else cv.join(cv_g.drop(TARGET_COL), on=keys, how="left")
+    return cv
 
 
 def _model_levels(config: TrainConfig) -> list[int] | None:
@@ -374,21 +373,29 @@ def _forecast(
     fitted: dict[str, dict[str, pl.DataFrame]] = {}
     states: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
-    for alias in config.models:
-        with st.stage(f"forecast {alias}"):
+    for group in candidate_groups(config.models):
+        with st.stage(f"forecast {' '.join(group)}"):
             if prep.train.is_empty():
                 continue
-            t0 = time.perf_counter()
-            fc, fit_m, states[alias] = runner.forecast(
+            out = runner.forecast(
                 prep.train,
-                alias,
+                group,
                 horizon=config.horizon,
                 levels=_model_levels(config),
                 x_future=prep.x_future,
             )
-            seconds[alias] = time.perf_counter() - t0
-            rows[alias], fitted[alias] = by_id(fc), by_id(fit_m)
+            for alias in group:
+                own = [ID_COL, TIME_COL, alias, *_bound_columns(out.forecasts, alias)]
+                rows[alias] = by_id(out.forecasts.select(own))
+                fitted[alias] = by_id(out.fitted.select(ID_COL, TIME_COL, alias))
+            states |= out.states
+            seconds |= out.seconds
     return CandidateForecasts(rows, fitted, seconds, states)
+
+
+def _bound_columns(frame: pl.DataFrame, alias: str) -> list[str]:
+    """``<alias>-lo-L`` and ``<alias>-hi-L`` columns of a statsforecast frame."""
+    return [c for c in frame.columns if c.startswith((f"{alias}-lo-", f"{alias}-hi-"))]
 
 
 def _kept_states(train: pl.DataFrame, fc: CandidateForecasts) -> dict[str, KeptStates]:

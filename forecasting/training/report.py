@@ -62,7 +62,8 @@ def run_metrics(
         scores: every model's scores per series.
         coverage: :func:`coverage_table`.
         models: candidates and ensembles, in order.
-        seconds: fitting seconds per candidate.
+        seconds: seconds each candidate's final fits took, summed over series (the backtest
+            fits every group of candidates in one call, timed as a whole stage).
 
     Returns:
         ``<metric>``, ``<metric>.level.<level>``, ``<metric>.model.<model>``,

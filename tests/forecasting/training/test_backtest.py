@@ -18,7 +18,7 @@ from tests.panels import make_panel
 def test_cv_windows_and_scores() -> None:
     panel, meta = make_panel(n_fam=1, n_exe=2, months=48)
     y, _ = aggregate_panel(panel, meta)
-    cv, secs = run_cv(y, "SeasonalNaive", horizon=4, windows=3, step=2, levels=[80])
+    cv, secs = run_cv(y, ("SeasonalNaive",), horizon=4, windows=3, step=2, levels=[80])
     assert secs >= 0
     assert cv["cutoff"].n_unique() == 3
     assert cv.group_by("unique_id", "cutoff").len()["len"].unique().to_list() == [4]

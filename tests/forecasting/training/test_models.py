@@ -5,11 +5,15 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from forecasting.training.config import CANDIDATES
 from forecasting.training.models import (
+    EXOGENOUS,
     MIN_LENGTH,
     add_ensembles,
+    candidate_groups,
     degenerate_forecast,
     degenerate_reasons,
     ensemble_alias,
@@ -90,3 +94,15 @@ def test_fallback_label_names_the_forecast(reason: str, n_obs: int, model: str) 
     if reason.startswith("short"):
         lag = 12 if model == "SeasonalNaive" else 1
         assert mean.tolist() == [y[n_obs - lag + j % lag] for j in range(14)]
+
+
+@given(st.permutations(["AutoETS", "AutoTheta", "AutoCES", "SeasonalNaive", "AutoARIMA"]))
+def test_candidate_groups_fit_each_candidate_once_exogenous_ones_alone(aliases) -> None:
+    """Every candidate in exactly one group, order kept; the exogenous ones alone."""
+    groups = candidate_groups(aliases)
+    flat = [a for g in groups for a in g]
+    assert sorted(flat) == sorted(aliases)
+    assert [a for a in aliases if a not in EXOGENOUS] == [a for a in flat if a not in EXOGENOUS]
+    for g in groups:
+        assert len(g) == 1 or not any(a in EXOGENOUS for a in g)
+    assert sum(1 for g in groups if not any(a in EXOGENOUS for a in g)) <= 1
