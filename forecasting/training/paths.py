@@ -45,7 +45,16 @@ from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import Hierarchy
 from forecasting.training.intervals import Calibration
 
-__all__ = ["sample_paths", "Spread", "spread", "path_level", "window_sd", "NU_MIN"]
+__all__ = [
+    "sample_paths",
+    "Spread",
+    "spread",
+    "window_sums",
+    "window_totals",
+    "path_level",
+    "window_sd",
+    "NU_MIN",
+]
 
 _PHI_MAX = 0.99
 _MIN_WINDOWS = 10
@@ -159,9 +168,28 @@ def window_sd(profile: np.ndarray, phi: float) -> float:
     return float(np.sqrt(profile @ corr @ profile))
 
 
-def _window_sums(bt: pl.DataFrame, cal: Calibration, ids: list[str]) -> pl.DataFrame:
-    """``unique_id, cutoff, actual, mean`` of every full window of the later backtest months."""
-    h = cal.profile.size
+def window_sums(bt: pl.DataFrame, cal: Calibration, ids: list[str]) -> pl.DataFrame:
+    """Every full window of the later backtest months: what :func:`spread` matches and
+    :func:`window_totals` scores.
+
+    Args:
+        bt: chosen-model backtest rows ``unique_id, ds, cutoff, h, y, yhat``.
+        cal: the conformal calibration (profile, earlier scales and splits).
+        ids: the series whose windows count (the bottom series).
+
+    Returns:
+        ``unique_id, cutoff, actual, mean, scale``: the window's actual and forecast totals,
+        and the series' earlier scale.
+    """
+    schema = {
+        ID_COL: pl.String,
+        "cutoff": pl.Date,
+        "actual": pl.Float64,
+        "mean": pl.Float64,
+        "scale": pl.Float64,
+    }
+    if bt.is_empty():
+        return pl.DataFrame(schema=schema)
     scales = cal.early or cal.scales
     sums = (
         bt.filter(pl.col(ID_COL).is_in([u for u in ids if u in scales]))
@@ -171,13 +199,14 @@ def _window_sums(bt: pl.DataFrame, cal: Calibration, ids: list[str]) -> pl.DataF
             pl.col("yhat").sum().alias("mean"),
             pl.len().alias("_n"),
         )
-        .filter(pl.col("_n") == h)
+        .filter(pl.col("_n") == cal.profile.size)
     )
     if cal.split:
         sums = sums.filter(
             pl.col("cutoff") >= pl.col(ID_COL).replace_strict(cal.split, return_dtype=pl.Date)
         )
-    return sums.drop("_n")
+    scale = pl.col(ID_COL).replace_strict(scales, return_dtype=pl.Float64).alias("scale")
+    return sums.with_columns(scale).select(list(schema)).sort(ID_COL, "cutoff")
 
 
 def _unit(cal: Calibration, level: int = 80) -> float | None:
@@ -204,13 +233,12 @@ def _tail_nu(ratio: float, level: int) -> float | None:
     return float(np.exp((lo + hi) / 2))
 
 
-def spread(bt: pl.DataFrame, cal: Calibration, ids: list[str], level: int = 80) -> Spread:
+def spread(sums: pl.DataFrame, cal: Calibration, level: int = 80) -> Spread:
     """The ``phi`` and tails whose window sums match the backtest's (module docstring).
 
     Args:
-        bt: chosen-model backtest rows ``unique_id, ds, cutoff, h, y, yhat``.
-        cal: the conformal calibration (profile, quantiles, earlier scales and splits).
-        ids: the series whose windows count (the bottom series).
+        sums: the backtest's window sums (:func:`window_sums`).
+        cal: the conformal calibration (profile, quantiles).
         level: the central level matched (its bound must hold ``level`` % of the sums).
 
     Returns:
@@ -219,13 +247,9 @@ def spread(bt: pl.DataFrame, cal: Calibration, ids: list[str], level: int = 80) 
         than :data:`_MIN_TAIL_WINDOWS` windows exist).
     """
     unit = _unit(cal, level)
-    if bt.is_empty() or unit is None:
+    if unit is None or sums.height < _MIN_WINDOWS:
         return Spread()
-    sums = _window_sums(bt, cal, ids)
-    if sums.height < _MIN_WINDOWS:
-        return Spread()
-    scale = sums[ID_COL].replace_strict(cal.early or cal.scales, return_dtype=pl.Float64)
-    t = np.abs((sums["actual"] - sums["mean"]).to_numpy()) / (scale.to_numpy() * unit)
+    t = np.abs((sums["actual"] - sums["mean"]).to_numpy()) / (sums["scale"].to_numpy() * unit)
     t = t[np.isfinite(t)]
     if t.size < _MIN_WINDOWS:
         return Spread()
@@ -304,34 +328,22 @@ def _common_shock(
     return (u * extra[None])[:, :, None] * share.T[None]
 
 
-def window_totals(bt: pl.DataFrame, cal: Calibration, ids: list[str], sp: Spread) -> pl.DataFrame:
+def window_totals(sums: pl.DataFrame, cal: Calibration, sp: Spread) -> pl.DataFrame:
     """The backtest's 12-month totals and the spread the paths give such a total.
 
     Args:
-        bt: chosen-model backtest rows ``unique_id, ds, cutoff, h, y, yhat``.
+        sums: the backtest's window sums (:func:`window_sums`).
         cal: the conformal calibration.
-        ids: the series whose windows count.
         sp: the paths' persistence and tails (:func:`spread`).
 
     Returns:
         ``unique_id, cutoff, actual, mean, sd`` per full window of the later backtest months
         (what the paths would have said of that window's total: ``mean + sd * X`` with ``X``
         drawn by ``sp.standard``, the sd from the series' earlier scale and the calibrated
-        steps).
+        steps); empty without a calibrated 80 % quantile.
     """
-    schema = {
-        ID_COL: pl.String,
-        "cutoff": pl.Date,
-        "actual": pl.Float64,
-        "mean": pl.Float64,
-        "sd": pl.Float64,
-    }
     unit = _unit(cal)
-    if bt.is_empty() or unit is None:
-        return pl.DataFrame(schema=schema)
-    scales = cal.early or cal.scales
-    sd = pl.col(ID_COL).replace_strict(scales, return_dtype=pl.Float64) * (
-        unit * window_sd(cal.profile, sp.phi)
-    )
-    sums = _window_sums(bt, cal, ids)
-    return sums.with_columns(sd.alias("sd")).select(list(schema)).sort(ID_COL, "cutoff")
+    cols = [ID_COL, "cutoff", "actual", "mean", "sd"]
+    sd = pl.col("scale") * ((unit or 0.0) * window_sd(cal.profile, sp.phi))
+    out = sums.with_columns(sd.alias("sd")).select(cols)
+    return out if unit is not None else out.clear()

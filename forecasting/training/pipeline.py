@@ -49,7 +49,13 @@ from forecasting.training.models import (
     ensemble_alias,
     fallback_table,
 )
-from forecasting.training.paths import Spread, sample_paths, spread, window_totals
+from forecasting.training.paths import (
+    Spread,
+    sample_paths,
+    spread,
+    window_sums,
+    window_totals,
+)
 from forecasting.training.report import backtest_frame, coverage_table, run_metrics, series_frame
 from forecasting.training.selection import Selection, select
 
@@ -206,9 +212,10 @@ def fit(
                     prep.hier, base, iv.backtest, prep.train, prep.last_ds, config
                 )
             with st.stage("paths"):
-                sp = spread(iv.backtest, iv.calibration, prep.hier.bottom)
+                sums = window_sums(iv.backtest, iv.calibration, prep.hier.bottom)
+                sp = spread(sums, iv.calibration)
                 paths = sample_paths(prep.hier, rec.columns, rec.residuals, sp, config)
-                totals = window_totals(iv.backtest, iv.calibration, prep.hier.bottom, sp)
+                totals = window_totals(sums, iv.calibration, sp)
                 budgets = budget_reliability(totals, sp, config.seed)
             with st.stage("bundle"):
                 seconds = {m: fc.seconds.get(m, 0.0) for m in config.models}

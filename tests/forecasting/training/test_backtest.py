@@ -11,7 +11,14 @@ from forecasting.training.backtest import backtest_plan, rank_models, residual_m
 from forecasting.training.engines import run_cv
 from forecasting.training.hierarchy import aggregate_panel
 from forecasting.training.intervals import Calibration
-from forecasting.training.paths import NU_MIN, Spread, sample_paths, spread, window_sd
+from forecasting.training.paths import (
+    NU_MIN,
+    Spread,
+    sample_paths,
+    spread,
+    window_sd,
+    window_sums,
+)
 from tests.panels import make_panel
 
 
@@ -108,7 +115,8 @@ def test_persistence_recovers_how_errors_persist_over_a_window(phi: float) -> No
     normal sums get no heavy tails."""
     bt = _ar1_backtest(phi)
     ids = bt["unique_id"].unique().to_list()
-    sp = spread(bt, _unit_calibration(ids), ids)
+    cal = _unit_calibration(ids)
+    sp = spread(window_sums(bt, cal, ids), cal)
     assert sp.phi == pytest.approx(phi, abs=0.12)
     assert sp.nu is None or sp.nu > 10, sp.nu
     # and the implied spread of a window sum is the one observed
@@ -124,7 +132,8 @@ def test_heavy_tailed_window_sums_get_their_tails(nu: float) -> None:
     matched at 80 % is further from 95 %)."""
     bt = _ar1_backtest(0.5, n_series=60, nu=nu)
     ids = bt["unique_id"].unique().to_list()
-    sp = spread(bt, _unit_calibration(ids), ids)
+    cal = _unit_calibration(ids)
+    sp = spread(window_sums(bt, cal, ids), cal)
     assert sp.nu is not None and NU_MIN <= sp.nu < 3 * nu, sp.nu
     sums = np.abs(bt.group_by("unique_id", "cutoff").agg(pl.col("y").sum())["y"].to_numpy())
     sd = window_sd(np.ones(12), sp.phi)
