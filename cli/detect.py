@@ -37,8 +37,9 @@ def detect(
         typer.Option(
             min=0,
             max=24,
-            help="Anomalies in a row on one side that accept a lasting level shift "
-            "(LEVEL_SHIFT; 0: never). With --url the service's SPENDCAST_SHIFT_AFTER applies.",
+            help="Months in a row on one side, all but one of them anomalies (all of them "
+            "below 3), that accept a lasting level shift (LEVEL_SHIFT; 0: never). With --url "
+            "the service's SPENDCAST_SHIFT_AFTER applies.",
         ),
     ] = 3,
 ) -> None:

@@ -36,8 +36,9 @@ class Settings(BaseSettings):
         docs: serve the OpenAPI UI at ``/docs`` (its assets are local); false hides it.
         max_body_bytes: larger request bodies get 413.
         max_observations: most observations accepted by one detect call.
-        shift_after: anomalies in a row on one side after which detect accepts a lasting
-            level shift (``LEVEL_SHIFT``; 0: never, a shift stays flagged until retraining).
+        shift_after: months in a row on one side (all but one of them anomalies from three
+            on) after which detect accepts a lasting level shift (``LEVEL_SHIFT``; 0: never, a
+            shift stays flagged until retraining).
         cors_origins: comma-separated allowed origins; empty = CORS off.
         log_level: level of the JSON logs.
     """

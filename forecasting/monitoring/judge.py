@@ -15,8 +15,9 @@ Statuses, one per observation:
                        forecast / bounds are not finite: expected is reported when known, but
                        no flag is raised
 ``ANOMALY``            the value lies outside the interval at ``level``
-``LEVEL_SHIFT``        the value is the ``shift_after``-th anomaly in a row on the same side:
-                       a lasting change of level is accepted from the first of them
+``LEVEL_SHIFT``        the value completes a run of ``shift_after`` months on one side, all
+                       but one of them anomalies (below): a lasting change of level is
+                       accepted from the first of them
 ``EXPECTED``           the value lies inside the interval
 =====================  ======================================================================
 
@@ -43,15 +44,24 @@ them (month: value used). **Policy for flagged months**: a month that is itself 
 conditions later months with its expectation, not its value (one spike neither drags the
 next expectations nor widens their bounds); the latest revision of each month is used.
 
-**Policy for lasting level shifts** (``shift_after``, default 3; 0 turns it off): when
-``shift_after`` known months in a row are anomalies on the same side, the last of them is
-reported once as ``LEVEL_SHIFT`` (``level_shift_since`` = the first month of the run) and the
-new level is accepted: the run's months then condition later months with their values, so
-the months after are judged against the new level (they carry ``level_shift_since`` too)
-instead of being flagged every month until the model is retrained. A monitoring job hears
-"level changed since M" once, not one anomaly a month; the anomalies before the acceptance
-stay as they were reported. With ``shift_after = 0`` a lasting shift stays flagged every
-month until the model is retrained.
+**Policy for lasting level shifts** (``shift_after``, default 3; 0 turns it off): a run is
+``shift_after`` known months in a row on the same side of their expectations, the first an
+anomaly; from three months on, one of them may lie inside the bounds if it is nearer the run's
+level than the old one (beyond half the mean deviation of the run's anomalies before it): at
+the default, two out of three beyond the bounds on one side, as the Western Electric run rules
+read a control chart. A lasting shift of a few sigmas puts some of its months just inside the
+bounds (the clean month's own error pulls them back), and a run that had to be all anomalies
+was broken by such a month, after which the model absorbed the new level unreported; a normal
+month between two spikes is near the old level and still breaks the run. When a run completes, its
+last month is reported once as ``LEVEL_SHIFT`` (a flag: ``is_anomaly`` true, ``direction`` the
+run's side, even when that month itself is inside its bounds; ``level_shift_since`` = the
+first month of the run) and the new level is accepted: the mean deviation of the run's months
+becomes an offset of every later expectation (the model itself keeps the old level), so the
+months after are judged against the new level (they carry ``level_shift_since`` too) instead
+of being flagged every month until the model is retrained. A monitoring job hears "level
+changed since M" once, not one anomaly a month; the anomalies before the acceptance stay as
+they were reported. With ``shift_after`` 1 or 2 every month of a run is an anomaly; with
+``shift_after = 0`` a lasting shift stays flagged every month until the model is retrained.
 
 **Care basis** (``meta.basis == "care"``): the model forecasts complete care months. An
 observation of age ``a`` (months between its care month ``ds`` and its ``as_of`` processing
@@ -110,7 +120,7 @@ _Known = dict[str, dict[int, tuple[float, dt.date | None]]]  # series -> step ->
 
 
 SHIFT_AFTER = 3
-"""Default of ``shift_after``: anomalies in a row on one side that accept a new level."""
+"""Default of ``shift_after``: months in a row on one side that accept a new level."""
 
 
 @dataclass(frozen=True)
@@ -289,18 +299,27 @@ def _walk(
         y, as_of = hit
         v = _judge_one(ctx, s, k, y, tuple(known), _age(as_of, s.first_month + k), offset)
         step_offset = offset
+        accepted: list[Judgement] = []
         if contiguous and ctx.shift_after > 0:
-            run = _extend_run(run, k, v, out)
+            run = _extend_run(run, k, v, out, _inside_allowed(ctx.shift_after))
             if len(run) >= ctx.shift_after:
-                judged = [out[i] for i in run[:-1]] + [v]
-                offset += float(np.mean([_deviation(x) for x in judged]))
+                accepted = [out[i] for i in run[:-1]] + [v]
+                offset += float(np.mean([_deviation(x) for x in accepted]))
+                side = out[run[0]].direction
                 since, run = s.ds[run[0]], []
-                v = replace(v, status="LEVEL_SHIFT")
+                v = replace(v, status="LEVEL_SHIFT", is_anomaly=True, direction=side)
         if since is not None:
             v = replace(v, level_shift_since=since)
         out[k] = v
         if contiguous:
             known.append(_conditioning_value(v, step_offset))
+            # the run's months inside the bounds conditioned with their values; once the
+            # shift is accepted the offset carries the new level, so they condition with
+            # their expectations like the run's anomalies (the model keeps the old level)
+            start = k + 1 - len(accepted)
+            for i, x in enumerate(accepted, start=start):
+                if x.expected is not None:
+                    known[i] = x.expected / _share(x) - step_offset
     return out
 
 
@@ -309,12 +328,43 @@ def _deviation(v: Judgement) -> float:
     return _completed(v) - (v.expected or 0.0) / _share(v)
 
 
-def _extend_run(run: list[int], k: int, v: Judgement, out: dict[int, Judgement]) -> list[int]:
-    """The run of same-side anomalies after judging step ``k`` (empty when ``v`` breaks it)."""
-    if not v.is_anomaly:
+def _inside_allowed(shift_after: int) -> int:
+    """Months of a run that may lie inside the bounds: one from three months on (two out of
+    three beyond the bounds on one side, as the Western Electric run rules read a chart)."""
+    return 1 if shift_after >= 3 else 0
+
+
+def _side(v: Judgement) -> Direction | None:
+    """Which side of its expectation a judged month lies on."""
+    if v.direction is not None:
+        return v.direction
+    if v.expected is None:
+        return None
+    dev = _deviation(v)
+    return "above" if dev > 0 else "below" if dev < 0 else None
+
+
+def _extend_run(
+    run: list[int], k: int, v: Judgement, out: dict[int, Judgement], inside: int = 0
+) -> list[int]:
+    """The run of same-side months after judging step ``k`` (empty when ``v`` breaks it).
+
+    A run starts with an anomaly; it may hold ``inside`` months inside the bounds, each on the
+    run's side and nearer the run's level than the old one (beyond half the mean deviation of
+    the run's anomalies so far): a normal month between two spikes does not join them.
+    """
+    if v.is_anomaly:
+        if run and out[run[0]].direction != v.direction:
+            return [k]
+        return [*run, k]
+    if not run or _side(v) != out[run[0]].direction:
         return []
-    if run and out[run[-1]].direction != v.direction:
-        return [k]
+    if sum(not out[i].is_anomaly for i in run) + 1 > inside:
+        return []
+    # nearer the run's level than the old one: beyond half its anomalies' mean deviation
+    shift = np.mean([_deviation(out[i]) for i in run if out[i].is_anomaly])
+    if abs(_deviation(v)) < abs(shift) / 2:
+        return []
     return [*run, k]
 
 
@@ -339,8 +389,8 @@ def judge(
             training end; they condition later months (see the module docstring).
         as_of: processing month of the observations without their own (care basis);
             default: the latest ``ds`` of the request.
-        shift_after: anomalies in a row on one side that accept a new level (0: never; see
-            the module docstring).
+        shift_after: months in a row on one side, all but one anomalies, that accept a new
+            level (0: never; see the module docstring).
 
     Returns:
         One :class:`Judgement` per observation, in input order.
@@ -465,7 +515,8 @@ def detect(
             (latest revision per series and month).
         as_of: processing month of rows without ``as_of`` (care basis); default: the latest
             ``ds`` of ``observations``.
-        shift_after: anomalies in a row on one side that accept a new level (0: never).
+        shift_after: months in a row on one side, all but one anomalies, that accept a new
+            level (0: never).
 
     Returns:
         :data:`DETECT_COLUMNS`, one row per observation, in input order (``explained_by``

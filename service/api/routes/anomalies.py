@@ -62,10 +62,12 @@ def detect(
     A flagged parent lists in ``explained_by`` its children judged for the same month (in
     the request or stored) with their deviations, largest first.
 
-    **Level shifts.** After ``SPENDCAST_SHIFT_AFTER`` (default 3) anomalies in a row on the
-    same side, the last of them is reported as ``LEVEL_SHIFT`` (``level_shift_since``: the
-    first month of the run) and the new level is accepted: later months are judged against
-    it and carry ``level_shift_since`` (0 turns this off: a lasting shift stays flagged every
+    **Level shifts.** After ``SPENDCAST_SHIFT_AFTER`` (default 3) months in a row on the same
+    side of their expectations, the first an anomaly and at most one inside the bounds (by
+    default two out of three beyond them; the one inside nearer the run's level than the old
+    one), the last of them is reported as ``LEVEL_SHIFT`` (a flag; ``level_shift_since``: the
+    first month of the run) and the new level is accepted: later months are judged against it
+    and carry ``level_shift_since`` (0 turns this off: a lasting shift stays flagged every
     month until the model is retrained).
 
     **Storage.** Reading the stored months, judging and storing run under the store's write

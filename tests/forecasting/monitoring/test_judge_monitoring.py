@@ -321,3 +321,72 @@ def test_a_spike_is_not_a_level_shift(trained):
     out = detect(spiked, lookup, level=99)
     assert "LEVEL_SHIFT" not in out["status"].to_list()
     assert out["level_shift_since"].null_count() == out.height
+
+
+def _walk_months(lookup, obs: pl.DataFrame, place: dict[int, float], after: int = 3) -> dict:
+    """Judge ``UID``'s months 1..12 one at a time (the earlier ones stored, as a monitoring job
+    does); month ``k`` in ``place`` is put ``place[k]`` one-step half-widths above the
+    expectation it is judged against. Returns month -> judgement."""
+    obs = obs.filter(pl.col("unique_id") == UID).sort("ds")
+    out = {}
+    for k in range(1, 13):
+        before = obs.filter(pl.col("ds") < _month(k))
+        month = obs.filter(pl.col("ds") == _month(k))
+        stored = before if before.height else None
+        if k in place:
+            probe = _one(
+                detect(month, lookup, level=99, stored=stored, shift_after=after), UID, _month(k)
+            )
+            y = probe["expected"] + place[k] * (probe["hi"] - probe["expected"])
+            month = month.with_columns(pl.lit(y).alias("y"))
+            obs = obs.with_columns(
+                pl.when(pl.col("ds") == _month(k)).then(y).otherwise(pl.col("y")).alias("y")
+            )
+        out[k] = _one(
+            detect(month, lookup, level=99, stored=stored, shift_after=after), UID, _month(k)
+        )
+    return out
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        (1.6, 0.9, 1.6),  # anomaly, inside (beyond half the shift), anomaly
+        (1.6, 1.6, 0.9),  # two anomalies, then inside on their side
+    ],
+)
+def test_two_of_three_months_beyond_the_bounds_on_one_side_accept_a_shift(trained, pattern):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    got = _walk_months(lookup, future, {4: pattern[0], 5: pattern[1], 6: pattern[2]})
+    inside = [k for k, p in zip((4, 5, 6), pattern, strict=True) if p < 1]
+    assert all(got[k]["status"] == "EXPECTED" for k in inside if k < 6)
+    assert got[6]["status"] == "LEVEL_SHIFT" and got[6]["level_shift_since"] == _month(4)
+    # a flag a monitoring job hears, on the side of the run, even when inside the bounds
+    assert got[6]["is_anomaly"] and got[6]["direction"] == "above"
+    assert got[7]["level_shift_since"] == _month(4)  # judged inside the accepted shift
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        (1.6, 0.3, 1.6),  # the month between is near the old level: two spikes, not a shift
+        (1.6, -0.5, 1.6),  # ... or on the other side
+        (1.6, 0.9, 0.9),  # two months inside: one anomaly is not a shift
+    ],
+)
+def test_a_run_needs_two_of_three_beyond_the_bounds_and_the_third_near_them(trained, pattern):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    got = _walk_months(lookup, future, {4: pattern[0], 5: pattern[1], 6: pattern[2]})
+    assert all(got[k]["status"] != "LEVEL_SHIFT" for k in range(4, 7))
+    assert all(got[k]["level_shift_since"] is None for k in range(4, 7))
+
+
+def test_with_two_months_every_month_of_the_run_is_beyond_the_bounds(trained):
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    loose = _walk_months(lookup, future, {4: 1.6, 5: 0.9}, after=2)
+    assert loose[5]["status"] == "EXPECTED" and loose[5]["level_shift_since"] is None
+    strict = _walk_months(lookup, future, {4: 1.6, 5: 1.6}, after=2)
+    assert strict[5]["status"] == "LEVEL_SHIFT" and strict[5]["level_shift_since"] == _month(4)
