@@ -36,6 +36,13 @@ judged interval (:func:`~forecasting.monitoring.calibration.normal_tail_probabil
 ``score < 1 - level/100`` exactly when the value is outside the bounds; for the fallback
 series it comes from the sample paths at that month, or from the widest stored interval.
 
+**Expected value**: the series' own model (the chosen one, or the ensemble's members combined)
+forecasts the month from its training end, or conditioned on the known months before it
+(below): the model whose backtest errors calibrate the bounds, not the stored forecast,
+which reconciliation moved so that the hierarchy adds up (that one is the planners' number,
+``GET /v1/forecast``). Series without a refittable model (degenerate series, hand-built
+bundles) are judged around the stored forecast.
+
 **One-step-ahead judging.** The contiguous run of known months right after the training end
 (``stored`` in the service, or earlier in the same request; a missing month stops it)
 conditions the judgement of later months (:mod:`~forecasting.monitoring.conditioning`).
@@ -214,10 +221,14 @@ def _judge_one(
     """Judge ``y`` at forecast step ``k`` given completed values of steps ``0..len(known)-1``
     (and the ``offset`` of the level shifts accepted so far, on the complete scale)."""
     j = min(len(known), k)
-    delta = ctx.index.conditioners[s.unique_id].delta(known[:j]) if j else None
-    if delta is None:
+    cond = ctx.index.conditioners[s.unique_id]
+    own = cond.forecast(known[:j]) if j else None
+    if own is None:  # unconditioned: the model's own forecasts from the training end
         j = 0
-    mean = float(s.mean[k] + (delta[k - j] if delta is not None else 0.0) + offset)
+        own = cond.forecast(())
+    # the series' own model, whose one-step errors calibrate the bounds; the stored
+    # (reconciled) forecast only for a series without a refittable model
+    mean = float((own[k - j] if own is not None else s.mean[k]) + offset)
     lo, hi, one_step = _bounds(ctx, s, mean, k, j)
     mean, lo, hi = on_support(s.history_y, mean, lo, hi, ctx.level)
     care = s.basis == "care" and age is not None

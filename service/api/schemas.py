@@ -395,7 +395,11 @@ class JudgementPublic(BaseModel):
     y: float
     status: Status
     level: int
-    expected: float | None = None
+    expected: float | None = Field(
+        None,
+        description="The series' own model's forecast of the month, conditioned on the known "
+        "months before it: the centre of the bounds (not the reconciled /v1/forecast mean).",
+    )
     lo: float | None = None
     hi: float | None = None
     is_anomaly: bool

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from forecasting.monitoring.forecast import index_bundle
 from forecasting.monitoring.judge import DETECT_COLUMNS
 from tests.service.synthetic import make_bundle
 
@@ -20,8 +21,19 @@ def model_dir(tmp_path_factory):
 
 
 def _observed(bundle, factor_total: float = 1.0) -> pl.DataFrame:
-    fc = bundle.forecasts.sort("unique_id", "ds").group_by("unique_id").head(3)
-    return fc.select(
+    """Three months of every series at what monitoring expects: its own model's forecasts
+    (the stored forecasts are reconciled, and judging is centred on each series' own model)."""
+    own = index_bundle(bundle).conditioners
+    fc = (
+        bundle.forecasts.sort("unique_id", "ds")
+        .with_columns(pl.int_range(pl.len()).over("unique_id").alias("k"))
+        .filter(pl.col("k") < 3)
+    )
+    expected = [
+        max(float(f[k]), 0.0) if (f := own[u].forecast(())) is not None else m
+        for u, m, k in zip(fc["unique_id"], fc["mean"], fc["k"], strict=True)
+    ]
+    return fc.with_columns(pl.Series("mean", expected)).select(
         "unique_id",
         pl.col("ds").dt.strftime("%Y-%m").alias("ds"),
         pl.when(pl.col("unique_id") == "total")

@@ -39,12 +39,16 @@ def detect(
 ) -> DetectResponse:
     """Judge each observation against the model at ``level`` (default 99) and store both.
 
+    **Expected** is the series' own model's forecast of the month (the model whose backtest
+    errors calibrate the bounds), not the reconciled planners' forecast of ``/v1/forecast``,
+    which can differ from it so that the hierarchy adds up.
+
     **One step ahead.** Months after the model's training end that are already stored (latest
     revision) or earlier in this request condition the expectation of later months: the
-    series' chosen model is updated on them (statsforecast ``forward``, parameters fixed) and
-    the stored forecast moves by the change this causes, so each month is judged one step
-    after the last known one (``conditioned_on`` months, listed in ``conditioning``). A month
-    that is itself flagged conditions later months with its expectation, not its value.
+    series' chosen model is updated on them (statsforecast ``forward``, parameters fixed), so
+    each month is judged one step after the last known one (``conditioned_on`` months, listed
+    in ``conditioning``). A month that is itself flagged conditions later months with its
+    expectation, not its value.
 
     **Bounds** are split-conformal: the series' one-step in-sample residual scale times the
     pooled quantile of standardised residuals at ``level``, enlarged by the backtest ratio of

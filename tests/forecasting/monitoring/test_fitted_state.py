@@ -46,7 +46,7 @@ def test_stored_state_gives_the_refit_expectation(saved: Bundle) -> None:
     for uid, c in stored.items():
         y = c.history_y
         for known in [(float(y[-12]),), (float(y[-1]) * 1.1, float(y[-2]) * 0.9)]:
-            a, b = c.delta(known), refit[uid].delta(known)
+            a, b = c.forecast(known), refit[uid].forecast(known)
             assert (a is None) == (b is None), uid
             if a is not None and b is not None:
                 np.testing.assert_allclose(a, b, rtol=0, atol=1e-9 * max(1.0, abs(y).max()))
