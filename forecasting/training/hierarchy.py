@@ -173,10 +173,15 @@ def reconcile_or_fall_back(
     residuals: np.ndarray,
     nonnegative: bool,
 ) -> dict[str, np.ndarray]:
-    """:func:`reconcile` a ``mean`` and its ``lo_L``/``hi_L`` bounds; ``wls_struct`` if it fails.
+    """:func:`reconcile` a ``mean`` and its ``lo_L``/``hi_L`` bounds; ``bottom_up`` if it fails.
 
     Rows of ``residuals`` without spread (degenerate series) get a tiny deterministic jitter,
-    which keeps the error covariance invertible.
+    which keeps the error covariance invertible. The fallback is bottom-up: it cannot fail and
+    keeps each bottom series' own forecast. The structural ``wls_struct`` (the fallback before)
+    spreads the hierarchy's incoherence over the bottom series in absolute amounts, whatever
+    their size, so a small series takes a large one's share and is clipped at zero: on PBS
+    (real-data suite, 2026-12-03) its bottom-level MASE was 4.65 against 1.42 for MinTrace and
+    1.38 bottom-up.
     """
     res = residuals.copy()
     flat = res.std(axis=1) == 0
@@ -188,8 +193,8 @@ def reconcile_or_fall_back(
     kwargs: dict[str, Any] = {"residuals": res, "nonnegative": nonnegative}
     try:
         return reconcile(hier, columns, method=method, lower=lower, upper=upper, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - any failure of a reconciler: the structural one
-        if method == "wls_struct":
+    except Exception as exc:  # noqa: BLE001 - any failure of a reconciler: bottom-up
+        if method == "bottom_up":
             raise
-        warnings.warn(f"{method} failed ({exc}); using wls_struct", stacklevel=2)
-        return reconcile(hier, columns, method="wls_struct", lower=lower, upper=upper, **kwargs)
+        warnings.warn(f"{method} failed ({exc}); using bottom_up", stacklevel=2)
+        return reconcile(hier, columns, method="bottom_up", lower=lower, upper=upper, **kwargs)

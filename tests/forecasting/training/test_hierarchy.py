@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecasting.data.panel import PanelMeta
-from forecasting.training.hierarchy import aggregate_panel, reconcile
+from forecasting.training.hierarchy import aggregate_panel, reconcile, reconcile_or_fall_back
 from tests.panels import make_panel
 
 
@@ -86,3 +86,26 @@ def test_unknown_method_is_refused() -> None:
     _, hier = aggregate_panel(panel, meta)
     with pytest.raises(ValueError, match="unknown reconciliation"):
         reconcile(hier, {"mean": np.ones((len(hier.ids), 2))}, method="magic")
+
+
+def test_a_failed_reconciler_falls_back_to_bottom_up_not_to_a_scale_blind_one() -> None:
+    """MinTrace cannot weigh series without residuals: the fallback keeps each bottom series'
+    own forecast, where a structural WLS would move a small series by a large one's share."""
+    panel, meta = make_panel(n_fam=2, n_exe=3, months=24)
+    _, hier = aggregate_panel(panel, meta)
+    n, bidx = len(hier.ids), hier.bottom_index()
+    mean = np.full((n, 4), 1000.0)
+    mean[bidx[0]] = 1.0  # one small bottom series among large ones; the aggregates incoherent
+    with pytest.warns(UserWarning, match="mint_shrink failed .*using bottom_up"):
+        out = reconcile_or_fall_back(
+            hier,
+            {"mean": mean},
+            [],
+            method="mint_shrink",
+            residuals=np.zeros((n, 0)),
+            nonnegative=True,
+        )
+    np.testing.assert_allclose(out["mean"][bidx], mean[bidx])  # bottom series untouched
+    np.testing.assert_allclose(out["mean"], hier.S @ mean[bidx])  # and summed up
+    wls = reconcile(hier, {"mean": mean}, method="wls_struct", nonnegative=True)
+    assert wls["mean"][bidx[0], 0] == 0.0  # what the structural fallback made of it
