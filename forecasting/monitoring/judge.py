@@ -62,9 +62,12 @@ was broken by such a month, after which the model absorbed the new level unrepor
 month between two spikes is near the old level and still breaks the run. When a run completes, its
 last month is reported once as ``LEVEL_SHIFT`` (a flag: ``is_anomaly`` true, ``direction`` the
 run's side, even when that month itself is inside its bounds; ``level_shift_since`` = the
-first month of the run) and the new level is accepted: the mean deviation of the run's months
-becomes an offset of every later expectation (the model itself keeps the old level), so the
-months after are judged against the new level (they carry ``level_shift_since`` too) instead
+first month of the run) and the new level is accepted: the run's months set it for every
+later expectation (the model itself keeps the old level), by their mean ratio to their
+expectations for a series judged in relative terms (positive, its bounds a share of its
+expectation: a seasonal series' shift scales its seasons; an additive offset left its low
+months over-corrected and flagged again), else by their mean deviation. So the months after
+are judged against the new level (they carry ``level_shift_since`` too) instead
 of being flagged every month until the model is retrained. A monitoring job hears "level
 changed since M" once, not one anomaly a month; the anomalies before the acceptance stay as
 they were reported. With ``shift_after`` 1 or 2 every month of a run is an anomaly; with
@@ -128,6 +131,34 @@ _Known = dict[str, dict[int, tuple[float, dt.date | None]]]  # series -> step ->
 
 SHIFT_AFTER = 3
 """Default of ``shift_after``: months in a row on one side that accept a new level."""
+
+
+@dataclass(frozen=True)
+class _Level:
+    """The level shifts accepted so far, as a map of the model's expectations (complete
+    scale): ``x * ratio + offset``. The model itself keeps the old level."""
+
+    ratio: float = 1.0
+    offset: float = 0.0
+
+    def apply(self, x: float) -> float:
+        """The expectation at the accepted level from the model's."""
+        return x * self.ratio + self.offset
+
+    def remove(self, y: float) -> float:
+        """A value at the accepted level brought back to the model's level."""
+        return (y - self.offset) / self.ratio
+
+    def accept(self, run: list[Judgement], relative: bool) -> _Level:
+        """The level once ``run`` (judged at this level) is accepted as a shift: by the mean
+        ratio of values to expectations for a series judged in relative terms (a seasonal
+        series' shift scales its seasons), else by the mean deviation."""
+        expected = [(x.expected or 0.0) / _share(x) for x in run]
+        if relative and all(e > 0 for e in expected):
+            m = float(np.mean([_completed(x) / e for x, e in zip(run, expected, strict=True)]))
+            if math.isfinite(m) and m > 0:
+                return _Level(self.ratio * m, self.offset * m)
+        return _Level(self.ratio, self.offset + float(np.mean([_deviation(x) for x in run])))
 
 
 @dataclass(frozen=True)
@@ -216,10 +247,10 @@ def _judge_one(
     y: float,
     known: tuple[float, ...],
     age: int | None,
-    offset: float = 0.0,
+    level: _Level = _Level(),
 ) -> Judgement:
     """Judge ``y`` at forecast step ``k`` given completed values of steps ``0..len(known)-1``
-    (and the ``offset`` of the level shifts accepted so far, on the complete scale)."""
+    (and the ``level`` shifts accepted so far, on the complete scale)."""
     j = min(len(known), k)
     cond = ctx.index.conditioners[s.unique_id]
     own = cond.forecast(known[:j]) if j else None
@@ -228,7 +259,7 @@ def _judge_one(
         own = cond.forecast(())
     # the series' own model, whose one-step errors calibrate the bounds; the stored
     # (reconciled) forecast only for a series without a refittable model
-    mean = float((own[k - j] if own is not None else s.mean[k]) + offset)
+    mean = level.apply(float(own[k - j] if own is not None else s.mean[k]))
     lo, hi, one_step = _bounds(ctx, s, mean, k, j)
     mean, lo, hi = on_support(s.history_y, mean, lo, hi, ctx.level)
     care = s.basis == "care" and age is not None
@@ -265,13 +296,13 @@ def _judge_one(
     )
 
 
-def _conditioning_value(v: Judgement, offset: float) -> float:
+def _conditioning_value(v: Judgement, level: _Level) -> float:
     """What a judged month contributes to conditioning later ones: its completed value less
     the accepted level shifts (the model keeps the old level, the offset carries the new
     one), or its expectation when it is itself an anomaly."""
     if v.is_anomaly and v.expected is not None:
-        return v.expected / _share(v) - offset
-    return _completed(v) - offset
+        return level.remove(v.expected / _share(v))
+    return level.remove(_completed(v))
 
 
 def _share(v: Judgement) -> float:
@@ -292,15 +323,16 @@ def _walk(
     """Judge the known months of one series in order, up to step ``last_step``.
 
     ``values``: step -> (value, as_of) of the latest revision. Returns step -> judgement.
-    A run of ``ctx.shift_after`` same-side anomalies among the contiguous known months is
-    accepted as a level shift (module docstring): its mean deviation becomes an offset of
-    every later expectation, and later months condition the model net of it.
+    A run (:func:`_extend_run`) among the contiguous known months is accepted as a level
+    shift (module docstring): it sets the level of every later expectation
+    (:meth:`_Level.accept`), and later months condition the model net of it.
     """
     out: dict[int, Judgement] = {}
     known: list[float] = []
     run: list[int] = []  # steps of the current run of same-side anomalies
     since: dt.date | None = None
-    offset = 0.0
+    level = _Level()
+    relative = s.unique_id in ctx.index.calibration.relative
     contiguous = True
     for k in range(last_step + 1):
         hit = values.get(k)
@@ -308,14 +340,14 @@ def _walk(
             contiguous, run = False, []
             continue
         y, as_of = hit
-        v = _judge_one(ctx, s, k, y, tuple(known), _age(as_of, s.first_month + k), offset)
-        step_offset = offset
+        v = _judge_one(ctx, s, k, y, tuple(known), _age(as_of, s.first_month + k), level)
+        judged_at = level
         accepted: list[Judgement] = []
         if contiguous and ctx.shift_after > 0:
             run = _extend_run(run, k, v, out, _inside_allowed(ctx.shift_after))
             if len(run) >= ctx.shift_after:
                 accepted = [out[i] for i in run[:-1]] + [v]
-                offset += float(np.mean([_deviation(x) for x in accepted]))
+                level = level.accept(accepted, relative)
                 side = out[run[0]].direction
                 since, run = s.ds[run[0]], []
                 v = replace(v, status="LEVEL_SHIFT", is_anomaly=True, direction=side)
@@ -323,14 +355,14 @@ def _walk(
             v = replace(v, level_shift_since=since)
         out[k] = v
         if contiguous:
-            known.append(_conditioning_value(v, step_offset))
+            known.append(_conditioning_value(v, judged_at))
             # the run's months inside the bounds conditioned with their values; once the
-            # shift is accepted the offset carries the new level, so they condition with
-            # their expectations like the run's anomalies (the model keeps the old level)
+            # shift is accepted the level carries it, so they condition with their
+            # expectations like the run's anomalies (the model keeps the old level)
             start = k + 1 - len(accepted)
             for i, x in enumerate(accepted, start=start):
                 if x.expected is not None:
-                    known[i] = x.expected / _share(x) - step_offset
+                    known[i] = judged_at.remove(x.expected / _share(x))
     return out
 
 

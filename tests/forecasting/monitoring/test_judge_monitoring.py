@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from forecasting.monitoring.forecast import index_bundle
-from forecasting.monitoring.judge import detect
-from forecasting.monitoring.judgement import DETECT_COLUMNS
+from forecasting.monitoring.judge import _Level, detect
+from forecasting.monitoring.judgement import DETECT_COLUMNS, Judgement
 from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import aggregate_panel
 from forecasting.training.pipeline import fit
@@ -268,12 +268,14 @@ def test_care_basis_fresh_month_is_compared_with_its_paid_share(trained):
 
 
 def _shifted(future: pl.DataFrame, lookup, start: int) -> pl.DataFrame:
-    """UID's held-out year with a lasting shift of 12 one-step half-widths from ``start``."""
+    """UID's held-out year with a lasting shift of 12 one-step half-widths from ``start``,
+    in proportion to each month's value (UID is judged in relative terms: a shift of its
+    level scales its seasons)."""
     obs = future.filter(pl.col("unique_id") == UID)
     first = _one(detect(obs.head(1), lookup, level=99), UID, _month(1))
-    jump = 12 * (first["hi"] - first["lo"]) / 2
+    factor = 1 + 12 * (first["hi"] - first["lo"]) / 2 / first["expected"]
     return obs.with_columns(
-        pl.when(pl.col("ds") >= _month(start)).then(pl.col("y") + jump).otherwise(pl.col("y"))
+        pl.when(pl.col("ds") >= _month(start)).then(pl.col("y") * factor).otherwise(pl.col("y"))
     )
 
 
@@ -414,3 +416,45 @@ def test_the_expectation_is_the_series_own_model_not_the_reconciled_forecast(tra
         assert row["expected"] == pytest.approx(max(float(own[0]), 0.0), rel=1e-9, abs=1e-9)
         moved += not math.isclose(stored, float(own[0]), rel_tol=1e-3) and k == 0
     assert moved > 0  # reconciliation did move some first months: the test can tell them apart
+
+
+def test_a_seasonal_series_level_shift_scales_its_seasons(trained):
+    """A series judged in relative terms (positive; bounds a share of the expectation) that
+    halves from month 4 keeps its seasonal shape at half the level: once the shift is
+    accepted, every later month is expected at half the model's forecast, not at the
+    forecast less one average amount (which over-corrects the low months)."""
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    assert UID in lookup.calibration.relative
+    own = lookup.conditioners[UID].forecast(())
+    assert own is not None and np.ptp(own) > 0.2 * own.mean()  # a seasonal shape to keep
+    half = np.where(np.arange(12) >= 3, 0.5, 1.0)
+    obs = (
+        future.filter(pl.col("unique_id") == UID)
+        .sort("ds")
+        .with_columns(pl.Series("y", half * own))
+    )
+    out = detect(obs, lookup, level=99).sort("ds")
+    assert out["status"].to_list()[3:6] == ["ANOMALY", "ANOMALY", "LEVEL_SHIFT"]
+    after = out.filter(pl.col("ds") >= _month(7))
+    np.testing.assert_allclose(after["expected"].to_numpy(), 0.5 * own[6:], rtol=1e-6)
+    assert after["status"].to_list() == ["EXPECTED"] * 6
+
+
+def _month_judged(y: float, expected: float) -> Judgement:
+    return Judgement(UID, _month(1), y, "ANOMALY", 99, expected=expected, lo=0.0, hi=0.0)
+
+
+def test_an_accepted_level_is_a_ratio_for_relative_series_and_an_offset_otherwise():
+    run = [_month_judged(50.0, 100.0), _month_judged(120.0, 200.0), _month_judged(35.0, 50.0)]
+    ratio = _Level().accept(run, relative=True)
+    assert ratio.ratio == pytest.approx((0.5 + 0.6 + 0.7) / 3) and ratio.offset == 0.0
+    offset = _Level().accept(run, relative=False)
+    assert offset.ratio == 1.0 and offset.offset == pytest.approx((-50 - 80 - 15) / 3)
+    # a second shift composes with the first; remove() undoes apply()
+    both = offset.accept([_month_judged(offset.apply(100.0) * 2, offset.apply(100.0))], True)
+    assert both.apply(100.0) == pytest.approx(2 * offset.apply(100.0))
+    assert both.remove(both.apply(123.0)) == pytest.approx(123.0)
+    # an expectation held at zero cannot give a ratio: the offset
+    zero = _Level().accept([_month_judged(5.0, 0.0)], relative=True)
+    assert zero.ratio == 1.0 and zero.offset == pytest.approx(5.0)
