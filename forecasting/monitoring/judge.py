@@ -153,7 +153,7 @@ class _Level:
         """The level once ``run`` (judged at this level) is accepted as a shift: by the mean
         ratio of values to expectations for a series judged in relative terms (a seasonal
         series' shift scales its seasons), else by the mean deviation."""
-        expected = [(x.expected or 0.0) / _share(x) for x in run]
+        expected = [_completed_expected(x) for x in run]
         if relative and all(e > 0 for e in expected):
             m = float(np.mean([_completed(x) / e for x, e in zip(run, expected, strict=True)]))
             if math.isfinite(m) and m > 0:
@@ -296,12 +296,13 @@ def _judge_one(
     )
 
 
-def _conditioning_value(v: Judgement, level: _Level) -> float:
-    """What a judged month contributes to conditioning later ones: its completed value less
-    the accepted level shifts (the model keeps the old level, the offset carries the new
-    one), or its expectation when it is itself an anomaly."""
-    if v.is_anomaly and v.expected is not None:
-        return level.remove(v.expected / _share(v))
+def _conditioning_value(v: Judgement, level: _Level, in_shift: bool = False) -> float:
+    """What a judged month contributes to conditioning later ones: its completed value
+    brought back to the model's level (the model keeps the old level, ``level`` carries the
+    accepted shifts), or its expectation when it is itself an anomaly or a month of a shift
+    being accepted (``in_shift``)."""
+    if (v.is_anomaly or in_shift) and v.expected is not None:
+        return level.remove(_completed_expected(v))
     return level.remove(_completed(v))
 
 
@@ -312,6 +313,11 @@ def _share(v: Judgement) -> float:
 def _completed(v: Judgement) -> float:
     """The judged value on the complete (care-month) scale."""
     return v.y / _share(v)
+
+
+def _completed_expected(v: Judgement) -> float:
+    """The judged month's expectation on the complete (care-month) scale."""
+    return (v.expected or 0.0) / _share(v)
 
 
 def _walk(
@@ -361,14 +367,13 @@ def _walk(
             # expectations like the run's anomalies (the model keeps the old level)
             start = k + 1 - len(accepted)
             for i, x in enumerate(accepted, start=start):
-                if x.expected is not None:
-                    known[i] = judged_at.remove(x.expected / _share(x))
+                known[i] = _conditioning_value(x, judged_at, in_shift=True)
     return out
 
 
 def _deviation(v: Judgement) -> float:
     """Observed minus expected of a judged month, on the complete scale."""
-    return _completed(v) - (v.expected or 0.0) / _share(v)
+    return _completed(v) - _completed_expected(v)
 
 
 def _inside_allowed(shift_after: int) -> int:

@@ -137,15 +137,21 @@ def _stage_names(candidates: list[str]) -> list[str]:
     """The stages of :func:`fit`, in order (MLflow logs their seconds as ``time.<stage>``)."""
     return [
         "aggregate",
-        *[f"backtest {' '.join(g)}" for g in candidate_groups(candidates)],
+        *[_group_stage("backtest", g) for g in candidate_groups(candidates)],
         "select",
         "intervals",
-        *[f"forecast {' '.join(g)}" for g in candidate_groups(candidates)],
+        *[_group_stage("forecast", g) for g in candidate_groups(candidates)],
         "reconcile",
         "paths",
         "bundle",
         "conditioning",
     ]
+
+
+def _group_stage(kind: str, group: tuple[str, ...]) -> str:
+    """The stage of a group of candidates: ``backtest AutoETS AutoTheta ...`` (MLflow logs
+    ``time.<stage>``)."""
+    return f"{kind} {' '.join(group)}"
 
 
 def fit(
@@ -329,7 +335,7 @@ def _backtest(prep: _Prepared, config: TrainConfig, runner: Engine, st: _Stages)
     lengths = dict(prep.train.group_by(ID_COL).len().iter_rows())
     plan = backtest_plan(lengths, config.horizon, config.windows, config.step_size)
     for group in candidate_groups(config.models):
-        with st.stage(f"backtest {' '.join(group)}"):
+        with st.stage(_group_stage("backtest", group)):
             parts = [
                 runner.cross_validation(
                     prep.train.filter(pl.col(ID_COL).is_in(ids)),
@@ -381,7 +387,7 @@ def _forecast(
     states: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
     for group in candidate_groups(config.models):
-        with st.stage(f"forecast {' '.join(group)}"):
+        with st.stage(_group_stage("forecast", group)):
             if prep.train.is_empty():
                 continue
             out = runner.forecast(
