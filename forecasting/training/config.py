@@ -30,7 +30,7 @@ EnsembleKind = Literal["mean", "median"]
 Metric = Literal["mase", "smape", "rmsse"]
 """Metrics that can rank the candidates (lower is better)."""
 IntervalMethod = Literal["auto", "model", "conformal"]
-Reconciler = Literal["mint_shrink", "bottom_up", "ols", "wls_struct", "none"]
+Reconciler = Literal["mint_shrink", "wls_var", "bottom_up", "ols", "wls_struct", "none"]
 _DEFAULT_ENSEMBLES: tuple[EnsembleKind, ...] = ("median",)
 SelectionRule = Literal["evidence", "best"]
 """``evidence``: the combination unless a candidate clearly beats it; ``best``: the top rank."""
@@ -71,7 +71,8 @@ class TrainConfig(BaseModel):
         levels: interval levels in percent.
         intervals: ``conformal`` (default), ``model`` or ``auto`` (the models' own bounds
             where they calibrate better on the backtest).
-        reconciliation: MinTrace ``mint_shrink`` by default.
+        reconciliation: MinTrace ``mint_shrink`` by default; ``wls_var`` (variances of the
+            one-step residuals, no covariances), ``bottom_up``, ``ols``, ``wls_struct``, ``none``.
         n_paths: sample paths stored for annual totals and budget probabilities.
         seed: random seed of the sample paths.
         nonnegative: clip forecasts at zero (true for amounts).

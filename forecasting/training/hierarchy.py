@@ -89,10 +89,14 @@ def aggregate_panel(panel: pl.DataFrame, meta: PanelMeta) -> tuple[pl.DataFrame,
     return y_df, Hierarchy(ids=ids, bottom=bottom, S=S, tags=tags)
 
 
+_WEIGHED_BY_RESIDUALS = ("mint_shrink", "wls_var")
+"""MinTrace methods whose weights are estimated from the series' one-step residuals."""
+
+
 def _reconciler(method: str) -> Any:
     if method == "bottom_up":
         return BottomUp()
-    if method in ("mint_shrink", "ols", "wls_struct"):
+    if method in (*_WEIGHED_BY_RESIDUALS, "ols", "wls_struct"):
         return MinTrace(method=method, nonnegative=False)
     raise ValueError(f"unknown reconciliation '{method}'")
 
@@ -112,8 +116,10 @@ def reconcile(
     Args:
         hier: the hierarchy; arrays have rows in ``hier.ids`` order, shape (n_series, h).
         columns: name -> base forecasts (``mean`` first, then bounds).
-        method: ``mint_shrink``, ``bottom_up``, ``ols``, ``wls_struct`` or ``none``.
-        residuals: (n_series, T) backtest/in-sample errors for ``mint_shrink``.
+        method: ``mint_shrink``, ``wls_var``, ``bottom_up``, ``ols``, ``wls_struct`` or
+            ``none``.
+        residuals: (n_series, T) one-step errors for ``mint_shrink`` (their shrunk covariance)
+            and ``wls_var`` (their variances alone).
         nonnegative: clip the bottom level at zero before summing up.
         lower: names of lower-bound columns (kept <= mean after reconciliation).
         upper: names of upper-bound columns (kept >= mean).
@@ -137,9 +143,9 @@ def _bottom_rows(
     """The bottom rows of each column after the reconciler's linear map."""
     rec = _reconciler(method)
     kwargs: dict[str, Any] = {}
-    if method == "mint_shrink":
+    if method in _WEIGHED_BY_RESIDUALS:
         if residuals is None:
-            raise ValueError("mint_shrink needs residuals")
+            raise ValueError(f"{method} needs residuals")
         res = np.nan_to_num(residuals)
         kwargs = {"y_insample": res, "y_hat_insample": np.zeros_like(res)}
     bidx = hier.bottom_index()

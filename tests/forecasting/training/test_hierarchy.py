@@ -43,7 +43,7 @@ def test_aggregate_names_levels_and_sums() -> None:
 @given(
     sizes=st.lists(st.integers(1, 4), min_size=2, max_size=2),
     seed=st.integers(0, 10_000),
-    method=st.sampled_from(["mint_shrink", "bottom_up", "ols", "wls_struct"]),
+    method=st.sampled_from(["mint_shrink", "wls_var", "bottom_up", "ols", "wls_struct"]),
     shift=st.floats(-200, 200),
 )
 def test_reconciled_mean_and_bounds_are_coherent(
@@ -71,6 +71,28 @@ def test_reconciled_mean_and_bounds_are_coherent(
         assert (arr >= 0).all(), name
     assert (out["lo_80"] <= out["mean"] + 1e-9).all()
     assert (out["hi_80"] >= out["mean"] - 1e-9).all()
+
+
+def test_wls_var_moves_the_noisy_series_and_keeps_the_precise_one() -> None:
+    """``wls_var`` weighs each series by the inverse variance of its one-step errors: the
+    hierarchy's incoherence goes to the series whose errors are large, a series known to within
+    a fraction keeps its forecast (structural weights ignore precision and move it)."""
+    panel, meta = make_panel(n_fam=1, n_exe=3, months=24)
+    _, hier = aggregate_panel(panel, meta)
+    n, bidx = len(hier.ids), hier.bottom_index()
+    rng = np.random.default_rng(3)
+    residuals = rng.normal(0, 50, (n, 36))
+    residuals[bidx[0]] *= 1e-3  # one precise bottom series
+    mean = hier.S @ np.full((len(bidx), 2), 100.0)
+    mean[0] += 90.0  # the top disagrees with its children by 90
+    kwargs = {"residuals": residuals, "nonnegative": True}
+    var = reconcile(hier, {"mean": mean}, method="wls_var", **kwargs)["mean"]
+    ols = reconcile(hier, {"mean": mean}, method="ols", **kwargs)["mean"]
+    np.testing.assert_allclose(var[bidx[0]], 100.0, rtol=1e-4)
+    assert abs(ols[bidx[0], 0] - 100.0) > 1.0
+    others = np.abs(var[bidx[1:]] - 100.0)
+    assert (others > 1.0).all()  # the noisy ones absorbed the difference
+    np.testing.assert_allclose(var, hier.S @ var[bidx])
 
 
 def test_none_keeps_base_forecasts_clipped() -> None:
