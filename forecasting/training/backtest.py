@@ -26,6 +26,8 @@ __all__ = [
     "window_losses",
     "rank_models",
     "horizon_profile",
+    "extend_profile",
+    "GROWTH_MAX",
     "naive_scales",
     "residual_matrix",
     "insample_residuals",
@@ -128,15 +130,19 @@ def rank_models(scores: pl.DataFrame, metric: str) -> pl.DataFrame:
     ).select(ID_COL, "model", "rank")
 
 
-def horizon_profile(bt: pl.DataFrame) -> np.ndarray:
+def horizon_profile(bt: pl.DataFrame, horizon: int | None = None) -> np.ndarray:
     """How backtest errors grow with the step ahead, pooled over series (mean 1).
 
     Each series' absolute errors are divided by their mean; the profile is the mean of those
     ratios per step, made non-decreasing. Training's conformal half-widths and the one-step
     bounds of anomaly judging after a gap grow with the step by this profile.
+
+    With ``horizon`` beyond the backtest's longest step (every series short, so every backtest
+    horizon was capped: :func:`backtest_plan`), the steps after it continue the measured
+    growth (:func:`extend_profile`): the profile always covers the forecast horizon.
     """
     if bt.is_empty():
-        return np.ones(1)
+        return extend_profile(np.ones(1), horizon or 1)
     h = int(bt["h"].max())  # type: ignore[arg-type]
     df = bt.with_columns((pl.col(TARGET_COL) - pl.col("yhat")).abs().alias("_e"))
     df = df.with_columns((pl.col("_e") / pl.col("_e").mean().over(ID_COL)).alias("_r"))
@@ -145,8 +151,34 @@ def horizon_profile(bt: pl.DataFrame) -> np.ndarray:
     for step, r in per.iter_rows():
         if r is not None and np.isfinite(r) and r > 0:
             g[int(step) - 1] = float(r)
-    g = np.maximum.accumulate(g)
+    g = extend_profile(np.maximum.accumulate(g), horizon or h)
     return g / g.mean()
+
+
+GROWTH_MAX = 0.5
+"""Steepest growth :func:`extend_profile` continues: a random walk's (errors ~ step ** 0.5)."""
+
+
+def extend_profile(g: np.ndarray, horizon: int) -> np.ndarray:
+    """A measured error-growth profile ``g`` (steps 1..len(g)) continued to ``horizon`` steps.
+
+    The growth continues as a power of the step, ``g[K-1] * (k / K) ** b``, with ``b`` the
+    slope of ``log g`` on ``log k`` over the measured steps, between 0 (flat) and
+    :data:`GROWTH_MAX`; with a single measured step, ``b`` is :data:`GROWTH_MAX` (nothing is
+    known of the growth: wide rather than overconfident). Checked on the real-data suite's
+    full 12-step profiles, cut to their first 2, 3, 4 or 6 steps: at step 12 the power was
+    within -0.24 / +0.13 of the measured growth (singles, PBS, two origins), where a straight
+    line overshot by up to 0.57 and a random walk by up to 1.2.
+    """
+    k_meas = g.size
+    if horizon <= k_meas:
+        return g
+    b = GROWTH_MAX
+    if k_meas >= 2:
+        steps = np.log(np.arange(1, k_meas + 1))
+        b = float(np.clip(np.polyfit(steps, np.log(g), 1)[0], 0.0, GROWTH_MAX))
+    more = np.arange(k_meas + 1, horizon + 1) / k_meas
+    return np.concatenate([g, g[-1] * more**b])
 
 
 def naive_scales(history: pl.DataFrame) -> dict[str, float]:

@@ -32,7 +32,8 @@ weighted the same way, its clean false alarms fell 2.37 -> 2.28 % but its x0.6 s
 Series whose backtest is too short for the split (a few months of history past two seasons)
 take their in-sample seasonal-naive scale (the MASE denominator) times the panel's typical
 ratio of backtest scale to it; tiny panels (fewer than :data:`MIN_POOL` later ratios) pool
-ratios to the full-backtest scale.
+ratios to the scale the final half-widths use (the full-backtest one, or that fallback: a
+panel whose every series is that short is still calibrated, on its few backtest months).
 
 The backtest rows carry the bounds a series had with its earlier-months scale (later months
 only), so their coverage per hierarchy level shows how the pooled quantile fits each level.
@@ -86,6 +87,8 @@ class Calibration:
         early: series -> scale over the earlier third of its backtest months, weighted toward
             the split (split only).
         split: series -> last month of the earlier third (split only).
+        measured: steps of ``profile`` measured on the backtest (the rest continue their
+            growth: :func:`~forecasting.training.backtest.extend_profile`); 0: every step.
     """
 
     profile: np.ndarray
@@ -93,6 +96,12 @@ class Calibration:
     scales: dict[str, float]
     early: dict[str, float]
     split: dict[str, dt.date]
+    measured: int = 0
+
+    @property
+    def window_profile(self) -> np.ndarray:
+        """The profile over the steps of a full backtest window (the measured ones)."""
+        return self.profile[: self.measured or None]
 
     def halfwidths(self, unique_id: str, level: int) -> np.ndarray:
         """Half-width per step ahead of one series at ``level``."""
@@ -170,6 +179,7 @@ def backtest_intervals(
     levels: list[int],
     method: IntervalMethod,
     naive_scales: dict[str, float] | None = None,
+    horizon: int | None = None,
 ) -> Intervals:
     """Chosen-model backtest rows with the interval bounds actually used.
 
@@ -181,10 +191,12 @@ def backtest_intervals(
             they exist if they calibrate better on the backtest than the conformal ones.
         naive_scales: series -> in-sample seasonal-naive mean absolute error (the fallback
             scale of series with too short a backtest; see the module docstring).
+        horizon: the forecast horizon: half-widths cover it even when every backtest
+            horizon was capped by short histories (default: the backtest's longest step).
     """
     bt = _chosen_frame(cv, chosen, levels)
     model_cols = [f"m{s}_{lv}" for lv in levels for s, _ in _SIDES]
-    profile = horizon_profile(bt)
+    profile = horizon_profile(bt, horizon)
     cal, halves = _calibrate(bt, profile, levels, naive_scales or {}, list(chosen))
     halfwidths = {u: {lv: cal.halfwidths(u, lv) for lv in levels} for u in cal.scales}
     conf = bt.with_columns(
@@ -266,6 +278,7 @@ def _calibrate(
         scales = _with_fallback({}, naive_scales, ids)
         q = {lv: np.inf if scales else 0.0 for lv in levels}
         return Calibration(profile, q, scales, {}, {}), empty
+    measured = int(bt["h"].max())  # type: ignore[arg-type]
     df = _normalised(bt, profile)
     finite = pl.col("_n").is_finite()
     stats = df.group_by(ID_COL).agg(
@@ -289,18 +302,18 @@ def _calibrate(
     early_of = np.array([early.get(u, np.nan) for u in uids], dtype=np.float64)
     pool = (n / early_of)[late]
     split = dict(stats.select(ID_COL, "_split").iter_rows())
+    scales = _with_fallback(scale, naive_scales, ids)
     if np.isfinite(pool).sum() >= MIN_POOL:
         q = {lv: _quantile(pool, lv) for lv in levels}
         row_scale = np.where(late, early_of, np.nan)
-    else:  # a tiny panel: ratios to the full-backtest scale
-        row_scale = np.array([scale.get(u, np.nan) for u in uids], dtype=np.float64)
+    else:  # a tiny panel: ratios to the scale the final half-widths use (own or fallback)
+        row_scale = np.array([scales.get(u, np.nan) for u in uids], dtype=np.float64)
         q = {lv: _quantile(n / row_scale, lv) for lv in levels}
         early, split = {}, {}
     steps = profile[df["h"].to_numpy() - 1]
     base = row_scale * steps
     halves = {lv: base * q[lv] for lv in levels}
-    scales = _with_fallback(scale, naive_scales, ids)
-    return Calibration(profile, q, scales, early, split), halves
+    return Calibration(profile, q, scales, early, split, measured), halves
 
 
 def _usable(value: float | None) -> bool:

@@ -199,7 +199,7 @@ def window_sums(bt: pl.DataFrame, cal: Calibration, ids: list[str]) -> pl.DataFr
             pl.col("yhat").sum().alias("mean"),
             pl.len().alias("_n"),
         )
-        .filter(pl.col("_n") == cal.profile.size)
+        .filter(pl.col("_n") == cal.window_profile.size)
     )
     if cal.split:
         sums = sums.filter(
@@ -259,13 +259,13 @@ def spread(sums: pl.DataFrame, cal: Calibration, level: int = 80) -> Spread:
     shape = Spread(nu=nu)
     target = q / shape.quantile(level)  # the sd of the normal part of a window sum
     lo, hi = 0.0, _PHI_MAX
-    if window_sd(cal.profile, lo) >= target:
+    if window_sd(cal.window_profile, lo) >= target:
         return Spread(lo, nu)
-    if window_sd(cal.profile, hi) <= target:
+    if window_sd(cal.window_profile, hi) <= target:
         return Spread(hi, nu)
     for _ in range(40):  # window_sd grows with phi: bisection
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if window_sd(cal.profile, mid) < target else (lo, mid)
+        lo, hi = (mid, hi) if window_sd(cal.window_profile, mid) < target else (lo, mid)
     return Spread((lo + hi) / 2, nu)
 
 
@@ -344,6 +344,6 @@ def window_totals(sums: pl.DataFrame, cal: Calibration, sp: Spread) -> pl.DataFr
     """
     unit = _unit(cal)
     cols = [ID_COL, "cutoff", "actual", "mean", "sd"]
-    sd = pl.col("scale") * ((unit or 0.0) * window_sd(cal.profile, sp.phi))
+    sd = pl.col("scale") * ((unit or 0.0) * window_sd(cal.window_profile, sp.phi))
     out = sums.with_columns(sd.alias("sd")).select(cols)
     return out if unit is not None else out.clear()

@@ -207,7 +207,12 @@ def fit(
                 sel = _select(cv, prep, config)
             with st.stage("intervals"):
                 iv = backtest_intervals(
-                    sel.cv, sel.chosen, config.levels, config.intervals, prep.scales
+                    sel.cv,
+                    sel.chosen,
+                    config.levels,
+                    config.intervals,
+                    prep.scales,
+                    horizon=config.horizon,
                 )
             fc = _forecast(prep, config, runner, st)
             with st.stage("reconcile"):

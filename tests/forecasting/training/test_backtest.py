@@ -6,8 +6,18 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from forecasting.training.backtest import backtest_plan, rank_models, residual_matrix, score
+from forecasting.training.backtest import (
+    GROWTH_MAX,
+    backtest_plan,
+    extend_profile,
+    horizon_profile,
+    rank_models,
+    residual_matrix,
+    score,
+)
 from forecasting.training.engines import run_cv
 from forecasting.training.hierarchy import aggregate_panel
 from forecasting.training.intervals import Calibration
@@ -67,6 +77,60 @@ def test_backtest_plan_gives_short_series_a_backtest(n: int, expected: tuple | N
     got = next((k for k, ids in plan.items() if "a" in ids), None)
     assert got == expected
     assert plan[(12, 25)][-1] == "long"
+
+
+@given(
+    b=st.floats(0.0, GROWTH_MAX),
+    measured=st.integers(2, 11),
+    horizon=st.integers(12, 24),
+)
+def test_a_measured_power_growth_continues_to_the_horizon(
+    b: float, measured: int, horizon: int
+) -> None:
+    """Every series short, the backtest measures a few steps; the rest of the horizon keeps
+    the measured growth (a power of the step), so the half-widths cover the whole horizon."""
+    g = np.arange(1, measured + 1) ** b
+    out = extend_profile(g, horizon)
+    assert out.size == horizon
+    np.testing.assert_allclose(out, np.arange(1, horizon + 1) ** b, rtol=1e-9)
+
+
+@given(
+    g=st.lists(st.floats(0.5, 3.0), min_size=1, max_size=11).map(
+        lambda v: np.maximum.accumulate(np.array(v))
+    ),
+    horizon=st.integers(1, 24),
+)
+def test_an_extended_profile_grows_but_never_faster_than_a_random_walk(
+    g: np.ndarray, horizon: int
+) -> None:
+    out = extend_profile(g, horizon)
+    assert out.size == max(horizon, g.size)
+    np.testing.assert_array_equal(out[: g.size], g)  # the measured steps are kept
+    assert np.all(np.diff(out) >= -1e-12)
+    k = np.arange(g.size + 1, out.size + 1)
+    assert np.all(out[g.size :] <= g[-1] * (k / g.size) ** GROWTH_MAX * (1 + 1e-9))
+
+
+def test_one_measured_step_grows_like_a_random_walk() -> None:
+    np.testing.assert_allclose(extend_profile(np.ones(1), 4), np.sqrt([1, 2, 3, 4]))
+
+
+def test_the_profile_of_a_capped_backtest_covers_the_horizon() -> None:
+    bt = pl.DataFrame(
+        {
+            "unique_id": ["a"] * 6,
+            "ds": [dt.date(2020, m, 1) for m in range(1, 7)],
+            "cutoff": [dt.date(2019, 12, 1)] * 6,
+            "h": list(range(1, 7)),
+            "y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "yhat": [0.0] * 6,
+        }
+    )
+    assert horizon_profile(bt).size == 6
+    g = horizon_profile(bt, 12)
+    assert g.size == 12 and g.mean() == pytest.approx(1.0)
+    assert np.all(np.diff(g) > 0)  # errors 1..6 keep growing after the sixth step
 
 
 def _ar1_backtest(
