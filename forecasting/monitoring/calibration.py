@@ -214,7 +214,7 @@ def _step_profile(bundle: Bundle) -> np.ndarray:
         return np.ones(1)
     from forecasting.training.backtest import horizon_profile
 
-    g = horizon_profile(bt)
+    g = horizon_profile(bt, bundle.meta.horizon)
     return g / g[0] if g.size and g[0] > 0 else np.ones(1)
 
 
