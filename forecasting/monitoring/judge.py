@@ -59,7 +59,12 @@ the default, two out of three beyond the bounds on one side, as the Western Elec
 read a control chart. A lasting shift of a few sigmas puts some of its months just inside the
 bounds (the clean month's own error pulls them back), and a run that had to be all anomalies
 was broken by such a month, after which the model absorbed the new level unreported; a normal
-month between two spikes is near the old level and still breaks the run. When a run completes, its
+month between two spikes is near the old level and still breaks the run. While a run is open,
+its months inside the bounds condition later months with their expectations, like its
+anomalies (with their values, the next expectation took the new level and the run broke;
+measured: months of -4 sigma shifts caught on fpp3's us_employment 83.9 -> 85.7 %, of x1.5
+shifts on the real-data suite 40 -> 49 %, false alarms unchanged); when the run breaks they
+were normal months, and their values condition the later ones. When a run completes, its
 last month is reported once as ``LEVEL_SHIFT`` (a flag: ``is_anomaly`` true, ``direction`` the
 run's side, even when that month itself is inside its bounds; ``level_shift_since`` = the
 first month of the run) and the new level is accepted: the run's months set it for every
@@ -349,6 +354,7 @@ def _walk(
         v = _judge_one(ctx, s, k, y, tuple(known), _age(as_of, s.first_month + k), level)
         judged_at = level
         accepted: list[Judgement] = []
+        before = run
         if contiguous and ctx.shift_after > 0:
             run = _extend_run(run, k, v, out, _inside_allowed(ctx.shift_after))
             if len(run) >= ctx.shift_after:
@@ -361,10 +367,18 @@ def _walk(
             v = replace(v, level_shift_since=since)
         out[k] = v
         if contiguous:
-            known.append(_conditioning_value(v, judged_at))
-            # the run's months inside the bounds conditioned with their values; once the
-            # shift is accepted the level carries it, so they condition with their
-            # expectations like the run's anomalies (the model keeps the old level)
+            # a month inside the bounds that extends an open run conditions with its
+            # expectation, like the run's anomalies: with its value, a lasting shift's month
+            # pulled back inside would carry the new level into the next expectations, and
+            # the run would break with the shift absorbed unreported
+            pending = bool(run) and run[-1] == k
+            known.append(_conditioning_value(v, judged_at, in_shift=pending))
+            if not accepted:  # a run that broke: its months inside were normal months
+                for i in before:
+                    if i not in run and not out[i].is_anomaly:
+                        known[i] = _conditioning_value(out[i], judged_at)
+            # once the shift is accepted the level carries it, so the run's months condition
+            # with their expectations (the model keeps the old level)
             start = k + 1 - len(accepted)
             for i, x in enumerate(accepted, start=start):
                 known[i] = _conditioning_value(x, judged_at, in_shift=True)

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from forecasting.monitoring.forecast import index_bundle
-from forecasting.monitoring.judge import _Level, detect
+from forecasting.monitoring.judge import _Level, detect, judge
 from forecasting.monitoring.judgement import DETECT_COLUMNS, Judgement
 from forecasting.training.config import TrainConfig
 from forecasting.training.hierarchy import aggregate_panel
@@ -383,6 +383,28 @@ def test_a_run_needs_two_of_three_beyond_the_bounds_and_the_third_near_them(trai
     got = _walk_months(lookup, future, {4: pattern[0], 5: pattern[1], 6: pattern[2]})
     assert all(got[k]["status"] != "LEVEL_SHIFT" for k in range(4, 7))
     assert all(got[k]["level_shift_since"] is None for k in range(4, 7))
+
+
+def test_a_month_inside_an_open_run_conditions_with_its_expectation_until_the_run_breaks(
+    trained,
+):
+    """A lasting shift's month pulled back inside the bounds by its own noise used to
+    condition the next month with its value: the next expectation took the new level, the
+    run broke and the shift was absorbed unreported (part of fpp3's us_employment's missed -4
+    sigma shifts). While the run is open the month conditions with its expectation; once
+    the run breaks it was a normal month, and its value conditions the later ones."""
+    bundle, future = trained
+    lookup = index_bundle(bundle)
+    got = _walk_months(lookup, future, {4: 1.6, 5: 0.9})
+    assert got[4]["status"] == "ANOMALY" and got[5]["status"] == "EXPECTED"
+    assert got[5]["y"] != pytest.approx(got[5]["expected"])
+    judged = judge([(UID, _month(k), got[k]["y"]) for k in range(1, 13)], lookup, level=99)
+    by_month = {j.ds: j for j in judged}
+    m5, m6, m7 = _month(5), _month(6), _month(7)
+    assert by_month[m6].conditioning is not None and by_month[m7].conditioning is not None
+    assert by_month[m6].conditioning[m5] == pytest.approx(got[5]["expected"])
+    assert by_month[m6].status == "EXPECTED"  # month 6 at its clean value: the run broke
+    assert by_month[m7].conditioning[m5] == pytest.approx(got[5]["y"])
 
 
 def test_with_two_months_every_month_of_the_run_is_beyond_the_bounds(trained):
