@@ -347,7 +347,8 @@ def _walk(
     contiguous = True
     for k in range(last_step + 1):
         hit = values.get(k)
-        if hit is None:
+        if hit is None:  # a missing month ends the contiguous run of known months
+            _restore(known, run, out, level)
             contiguous, run = False, []
             continue
         y, as_of = hit
@@ -374,15 +375,23 @@ def _walk(
             pending = bool(run) and run[-1] == k
             known.append(_conditioning_value(v, judged_at, in_shift=pending))
             if not accepted:  # a run that broke: its months inside were normal months
-                for i in before:
-                    if i not in run and not out[i].is_anomaly:
-                        known[i] = _conditioning_value(out[i], judged_at)
+                _restore(known, [i for i in before if i not in run], out, judged_at)
             # once the shift is accepted the level carries it, so the run's months condition
             # with their expectations (the model keeps the old level)
             start = k + 1 - len(accepted)
             for i, x in enumerate(accepted, start=start):
                 known[i] = _conditioning_value(x, judged_at, in_shift=True)
     return out
+
+
+def _restore(
+    known: list[float], steps: list[int], out: dict[int, Judgement], level: _Level
+) -> None:
+    """Condition with their values again the months of ``steps`` that lay inside their bounds
+    (months of a run that ended without a shift: normal months after all)."""
+    for i in steps:
+        if not out[i].is_anomaly:
+            known[i] = _conditioning_value(out[i], level)
 
 
 def _deviation(v: Judgement) -> float:

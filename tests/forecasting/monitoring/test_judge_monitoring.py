@@ -405,6 +405,11 @@ def test_a_month_inside_an_open_run_conditions_with_its_expectation_until_the_ru
     assert by_month[m6].conditioning[m5] == pytest.approx(got[5]["expected"])
     assert by_month[m6].status == "EXPECTED"  # month 6 at its clean value: the run broke
     assert by_month[m7].conditioning[m5] == pytest.approx(got[5]["y"])
+    # a missing month ends the contiguous months, and the open run with them
+    gap = [(UID, _month(k), got[k]["y"]) for k in (1, 2, 3, 4, 5, 7)]
+    after_gap = {j.ds: j for j in judge(gap, lookup, level=99)}[m7]
+    assert after_gap.conditioning is not None
+    assert after_gap.conditioning[m5] == pytest.approx(got[5]["y"])
 
 
 def test_with_two_months_every_month_of_the_run_is_beyond_the_bounds(trained):
