@@ -141,17 +141,16 @@ def horizon_profile(bt: pl.DataFrame, horizon: int | None = None) -> np.ndarray:
     horizon was capped: :func:`backtest_plan`), the steps after it continue the measured
     growth (:func:`extend_profile`): the profile always covers the forecast horizon.
     """
-    if bt.is_empty():
-        return extend_profile(np.ones(1), horizon or 1)
-    h = int(bt["h"].max())  # type: ignore[arg-type]
-    df = bt.with_columns((pl.col(TARGET_COL) - pl.col("yhat")).abs().alias("_e"))
-    df = df.with_columns((pl.col("_e") / pl.col("_e").mean().over(ID_COL)).alias("_r"))
-    per = df.filter(pl.col("_r").is_finite()).group_by("h").agg(pl.col("_r").mean())
-    g = np.ones(h)
-    for step, r in per.iter_rows():
-        if r is not None and np.isfinite(r) and r > 0:
-            g[int(step) - 1] = float(r)
-    g = extend_profile(np.maximum.accumulate(g), horizon or h)
+    g = np.ones(1)
+    if not bt.is_empty():
+        df = bt.with_columns((pl.col(TARGET_COL) - pl.col("yhat")).abs().alias("_e"))
+        df = df.with_columns((pl.col("_e") / pl.col("_e").mean().over(ID_COL)).alias("_r"))
+        per = df.filter(pl.col("_r").is_finite()).group_by("h").agg(pl.col("_r").mean())
+        g = np.ones(int(bt["h"].max()))  # type: ignore[arg-type]
+        for step, r in per.iter_rows():
+            if r is not None and np.isfinite(r) and r > 0:
+                g[int(step) - 1] = float(r)
+    g = extend_profile(np.maximum.accumulate(g), horizon or g.size)
     return g / g.mean()
 
 
