@@ -110,9 +110,11 @@ REFERENCE_CACHE: list[Path] = []
 they depend only on the data, so a suite re-run on a new configuration skips them."""
 
 
-def _reference(train: pl.DataFrame, alias: str) -> tuple[pl.DataFrame, float]:
+def _reference(
+    train: pl.DataFrame, alias: str, horizon: int = HORIZON
+) -> tuple[pl.DataFrame, float]:
     """One reference's forecasts (``unique_id, ds, <alias>``) and its seconds (cached)."""
-    key = hashlib.sha256(alias.encode() + str(HORIZON).encode())
+    key = hashlib.sha256(alias.encode() + str(horizon).encode())
     key.update(train.sort(ID_COL, TIME_COL).write_ipc(None).getvalue())
     path = (
         REFERENCE_CACHE[0] / f"{alias}-{key.hexdigest()[:24]}.parquet" if REFERENCE_CACHE else None
@@ -122,7 +124,7 @@ def _reference(train: pl.DataFrame, alias: str) -> tuple[pl.DataFrame, float]:
         return cached.drop("_seconds"), float(cached["_seconds"][0])
     t0 = time.perf_counter()
     with quiet():
-        raw = make_sf([make_model(alias)], n_jobs=-1).forecast(h=HORIZON, df=train)
+        raw = make_sf([make_model(alias)], n_jobs=-1).forecast(h=horizon, df=train)
     seconds = time.perf_counter() - t0
     fc = pl.DataFrame(raw).select(ID_COL, pl.col(TIME_COL).cast(pl.Date), alias)
     if path is not None:
@@ -132,13 +134,13 @@ def _reference(train: pl.DataFrame, alias: str) -> tuple[pl.DataFrame, float]:
 
 
 def references(
-    train: pl.DataFrame, aliases: tuple[str, ...] = REFERENCES
+    train: pl.DataFrame, aliases: tuple[str, ...] = REFERENCES, horizon: int = HORIZON
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     """Bare statsforecast: each reference in one timed call, plus their mean combination."""
     out: pl.DataFrame | None = None
     seconds: dict[str, float] = {}
     for alias in aliases:
-        fc, seconds[alias] = _reference(train, alias)
+        fc, seconds[alias] = _reference(train, alias, horizon)
         out = fc if out is None else out.join(fc, on=[ID_COL, TIME_COL], how="left")
     assert out is not None
     return out.with_columns(pl.mean_horizontal(FINAL).alias(COMBINATION)), seconds
