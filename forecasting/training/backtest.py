@@ -24,6 +24,7 @@ __all__ = [
     "backtest_plan",
     "score",
     "window_losses",
+    "disjoint_windows",
     "rank_models",
     "horizon_profile",
     "extend_profile",
@@ -116,6 +117,33 @@ def window_losses(cv: pl.DataFrame, models: list[str], metric: str) -> pl.DataFr
         return e.abs().mean()
 
     return cv.group_by(ID_COL, "cutoff").agg([loss(m).alias(m) for m in models])
+
+
+def disjoint_windows(cv: pl.DataFrame) -> dict[str, int]:
+    """Series -> how many of its backtest windows do not overlap one another.
+
+    Cutoffs a month apart give a dozen windows per year that share all but one of their
+    months: their losses are nearly the same evidence counted again. The count takes the
+    latest window, then the latest one that ends before it starts, and so on (with cutoffs
+    a month apart spanning ``s`` months and windows of ``h`` months: ``s // h + 1``).
+    """
+    if cv.is_empty():
+        return {}
+    month = pl.col("cutoff").dt.year() * 12 + pl.col("cutoff").dt.month()
+    per = (
+        cv.group_by(ID_COL, "cutoff")
+        .agg(month.first().alias("_m"), pl.len().alias("_h"))
+        .group_by(ID_COL)
+        .agg(pl.col("_m").sort(descending=True), pl.col("_h").max())
+    )
+    out: dict[str, int] = {}
+    for uid, months, h in per.iter_rows():
+        count, start = 0, None
+        for m in months:
+            if start is None or m + h <= start:
+                count, start = count + 1, m
+        out[uid] = count
+    return out
 
 
 def rank_models(scores: pl.DataFrame, metric: str) -> pl.DataFrame:

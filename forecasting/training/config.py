@@ -50,10 +50,15 @@ class TrainConfig(BaseModel):
             ``None`` (default): every candidate, a fixed combination.
         selection: ``evidence`` (default): each series gets the first ensemble (the
             combination) unless one candidate beats it on the backtest by ``selection_margin``
-            on average and in at least ``selection_wins`` of the windows; ``best``: whatever
-            ranks first by ``primary_metric``.
+            on average and in at least ``selection_wins`` of the windows, on a backtest of at
+            least ``selection_windows`` non-overlapping windows; ``best``: whatever ranks first
+            by ``primary_metric``.
         selection_margin: relative backtest improvement a candidate needs over the combination.
         selection_wins: share of backtest windows a candidate must win against it.
+        selection_windows: fewest backtest windows without a month in common a series needs
+            for a single candidate to replace the combination (windows a month apart overlap:
+            twelve of them a year are about one window of evidence); a backtest of a single
+            window (a series of 25 to 36 months) is exempt.
         calendar: ``auto`` (France for Open DAMIR and legacy panels, none for tidy files),
             ``france`` or ``none``; a French calendar gives AutoARIMA the working days per
             month as regressor and declares the known events (lockdowns) of
@@ -89,6 +94,7 @@ class TrainConfig(BaseModel):
     selection: SelectionRule = "evidence"
     selection_margin: float = Field(0.05, ge=0.0, lt=1.0)
     selection_wins: float = Field(0.6, ge=0.0, le=1.0)
+    selection_windows: int = Field(2, ge=1, le=120)
     calendar: Calendar = "auto"
     calendar_arima: bool = True
     adjust_outliers: bool = True

@@ -380,6 +380,7 @@ def _select(cv: pl.DataFrame, prep: _Prepared, config: TrainConfig) -> Selection
         rule=config.selection,
         margin=config.selection_margin,
         wins=config.selection_wins,
+        min_windows=config.selection_windows,
     )
 
 

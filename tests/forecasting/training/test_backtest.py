@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from forecasting.training.backtest import (
     GROWTH_MAX,
     backtest_plan,
+    disjoint_windows,
     extend_profile,
     horizon_profile,
     rank_models,
@@ -77,6 +78,32 @@ def test_backtest_plan_gives_short_series_a_backtest(n: int, expected: tuple | N
     got = next((k for k, ids in plan.items() if "a" in ids), None)
     assert got == expected
     assert plan[(12, 25)][-1] == "long"
+
+
+def _cv_windows(cutoffs: list[int], h: int) -> pl.DataFrame:
+    """Backtest rows of one series: a window of ``h`` months after each cutoff month."""
+    start = dt.date(2010, 1, 1)
+    month = lambda i: dt.date(start.year + i // 12, i % 12 + 1, 1)  # noqa: E731
+    rows = [(month(c), month(c + k)) for c in cutoffs for k in range(1, h + 1)]
+    return pl.DataFrame(
+        {"unique_id": "s", "cutoff": [r[0] for r in rows], "ds": [r[1] for r in rows]}
+    )
+
+
+@given(n=st.integers(1, 30), step=st.integers(1, 6), h=st.integers(1, 18))
+def test_disjoint_windows_of_a_regular_backtest(n: int, step: int, h: int) -> None:
+    """``n`` cutoffs ``step`` months apart, windows of ``h`` months: a window shares no month
+    with the one ``ceil(h / step)`` cutoffs later, so ``(n - 1) // ceil(h / step) + 1`` of
+    them are disjoint."""
+    cv = _cv_windows(list(range(0, step * n, step)), h)
+    assert disjoint_windows(cv) == {"s": (n - 1) // -(-h // step) + 1}
+
+
+def test_overlapping_windows_count_as_little_evidence() -> None:
+    # five years forecast 18 months ahead: 7 cutoffs a month apart, one window of evidence
+    assert disjoint_windows(_cv_windows(list(range(7)), 18)) == {"s": 1}
+    assert disjoint_windows(_cv_windows(list(range(25)), 12)) == {"s": 3}
+    assert disjoint_windows(_cv_windows([0, 12], 12)) == {"s": 2}
 
 
 @given(

@@ -164,10 +164,18 @@ def test_selection_picks_best_primary_metric() -> None:
     assert np.allclose(joined["mase"], joined["mase_best"])
 
 
-def _evidence_reference(cv: pl.DataFrame, base: str, margin: float, wins: float) -> dict:
-    """The evidence rule, slowly: window by window mean absolute errors."""
+def _evidence_reference(
+    cv: pl.DataFrame, base: str, margin: float, wins: float, min_windows: int
+) -> dict:
+    """The evidence rule, slowly: window by window mean absolute errors; cutoffs a month
+    apart, so ``(windows - 1) // h + 1`` of ``h``-month windows share no month (a single
+    window is exempt)."""
     out = {}
     for (uid,), part in cv.sort("cutoff").group_by("unique_id"):
+        n, h = part["cutoff"].n_unique(), part.group_by("cutoff").len()["len"].max()
+        if n > 1 and (n - 1) // h + 1 < min_windows:
+            out[uid] = base
+            continue
         loss = {
             m: [
                 float(np.mean(np.abs((w["y"] - w[m]).to_numpy())))
@@ -182,17 +190,36 @@ def _evidence_reference(cv: pl.DataFrame, base: str, margin: float, wins: float)
     return out
 
 
-@pytest.mark.parametrize(("margin", "wins"), [(0.05, 0.6), (0.0, 0.0), (0.9, 0.9)])
+@pytest.mark.parametrize(
+    ("margin", "wins", "windows"),
+    [(0.05, 0.6, 2), (0.0, 0.0, 1), (0.0, 0.0, 4), (0.0, 0.0, 5), (0.9, 0.9, 1)],
+)
 def test_evidence_selection_keeps_the_combination_unless_a_model_clearly_wins(
-    margin: float, wins: float
+    margin: float, wins: float, windows: int
 ) -> None:
+    # 60 months, horizon 6: 19 cutoffs a month apart, 4 windows without a month in common
     panel, meta = make_panel(n_fam=2, n_exe=2, months=60, seed=4)
     cfg = FAST | {"selection_margin": margin, "selection_wins": wins}
-    res = fit(panel, meta, TrainConfig(**cfg))
+    res = fit(panel, meta, TrainConfig(**cfg, selection_windows=windows))
     chosen = dict(res.selection.select("unique_id", "model").iter_rows())
-    assert chosen == _evidence_reference(res.cv, "Ensemble-mean", margin, wins)
-    if margin >= 0.9:  # a model must cut the combination's error tenfold: none does here
+    assert chosen == _evidence_reference(res.cv, "Ensemble-mean", margin, wins, windows)
+    if margin >= 0.9 or windows > 4:  # tenfold better, or more evidence than the backtest has
         assert set(chosen.values()) == {"Ensemble-mean"}
+    if (margin, windows) == (0.0, 4):  # the 4 disjoint windows are enough: as with 1
+        assert chosen == _evidence_reference(res.cv, "Ensemble-mean", 0.0, 0.0, 1)
+        assert set(chosen.values()) != {"Ensemble-mean"}
+
+
+def test_a_single_backtest_window_is_exempt_from_the_overlap_rule() -> None:
+    # 30 months, horizon 6: one window after a first fit on 24 months; the rule asking for
+    # five windows without a month in common does not apply to it (nothing overlaps)
+    panel, meta = make_panel(n_fam=2, n_exe=2, months=30, seed=4)
+    cfg = FAST | {"selection_margin": 0.0, "selection_wins": 0.0}
+    res = fit(panel, meta, TrainConfig(**cfg, selection_windows=5))
+    assert set(res.cv.group_by("unique_id").agg(pl.col("cutoff").n_unique())["cutoff"]) == {1}
+    chosen = dict(res.selection.select("unique_id", "model").iter_rows())
+    assert chosen == _evidence_reference(res.cv, "Ensemble-mean", 0.0, 0.0, 5)
+    assert set(chosen.values()) != {"Ensemble-mean"}
 
 
 def test_coverage_is_logged_per_level(
