@@ -61,6 +61,7 @@ __all__ = [
     "coverage",
     "HALF_LIFE",
     "MIN_POOL",
+    "MIN_TYPICAL",
 ]
 
 _SIDES = (("lo", -1.0), ("hi", 1.0))
@@ -71,6 +72,9 @@ _MIN_EARLY = 6
 """Fewest earlier-months errors that make a series' earlier scale."""
 _MIN_ROWS = 12
 """Fewest backtest errors that make a series' own scale (else the naive-scale fallback)."""
+MIN_TYPICAL = 5
+"""Fewest series with their own scale whose median ratio to the naive scale is the panel's
+typical ratio (fewer: the fallback is the naive scale itself, a MASE of 1)."""
 HALF_LIFE = SEASON
 """Months before a scale's month over which an error's weight in that scale halves."""
 
@@ -323,9 +327,16 @@ def _usable(value: float | None) -> bool:
 def _with_fallback(
     scale: dict[str, float], naive_scales: dict[str, float], ids: list[str]
 ) -> dict[str, float]:
-    """Every series' scale: its own, or its naive scale times the panel's typical ratio."""
+    """Every series' scale: its own, or its naive scale times the panel's typical ratio.
+
+    The typical ratio is a median over at least :data:`MIN_TYPICAL` series: the ratio of one
+    long aggregate (smooth, far better than its naive forecast) or of a flat panel's total
+    over series of different years made the bands of every short series in the panel a
+    fraction of their errors (measured: 30-month windows of real series, 80 % bands covering
+    1 % of the held-out months).
+    """
     ratios = [scale[u] / naive_scales[u] for u in scale if _usable(naive_scales.get(u))]
-    typical = float(np.median(ratios)) if ratios else 1.0
+    typical = float(np.median(ratios)) if len(ratios) >= MIN_TYPICAL else 1.0
     out = dict(scale)
     for u in ids:
         if u not in out and _usable(naive_scales.get(u)):

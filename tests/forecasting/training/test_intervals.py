@@ -68,3 +68,24 @@ def test_an_error_half_life_ago_weighs_half() -> None:
 
     later, earlier = pull(_WINDOWS - 1), pull(_WINDOWS - 1 - HALF_LIFE)
     assert earlier / later == pytest.approx(0.5, rel=0.05)
+
+
+@pytest.mark.parametrize("long_series", [1, 4, 5, 8])
+def test_a_short_series_takes_the_typical_ratio_of_several_long_ones(long_series: int) -> None:
+    """Long series with a full backtest (errors 0.1 x their naive scale of 10) and short ones
+    without (no backtest rows; naive scale 50): the short ones' scale is their naive scale
+    times the median ratio of the long ones only when there are ``MIN_TYPICAL`` of them; one
+    smooth aggregate (or a flat panel's total over series of different years) does not make
+    every short series' band a tenth of its errors."""
+    from forecasting.training.intervals import MIN_TYPICAL
+
+    months = _WINDOWS + _H - 1
+    sizes = {f"long{i}": np.full(months, 1.0 + 0.1 * i) for i in range(long_series)}
+    cv = _backtest(sizes)
+    naive = {u: 10.0 for u in sizes} | {"short0": 50.0, "short1": 80.0}
+    chosen = dict.fromkeys([*sizes, "short0", "short1"], "M")
+    scales = backtest_intervals(cv, chosen, [80], "conformal", naive).calibration.scales
+    ratios = sorted(scales[u] / 10.0 for u in sizes)
+    typical = float(np.median(ratios)) if long_series >= MIN_TYPICAL else 1.0
+    assert scales["short0"] == pytest.approx(50.0 * typical)
+    assert scales["short1"] == pytest.approx(80.0 * typical)
