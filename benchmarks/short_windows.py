@@ -42,11 +42,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from realdata.data import SuitePanel, load_panels  # noqa: E402
-from realdata.protocol import FINAL, SEASON, quiet  # noqa: E402
+from realdata.protocol import (  # noqa: E402
+    COMBINATION,
+    LEVELS,
+    QUICK_REFERENCES,
+    SEASON,
+    quiet,
+)
 from realdata.runs import REFERENCE_CACHE, peak_memory_mb, references  # noqa: E402
 
 from forecasting.data.panel import ID_COL, ROOT_ID, TARGET_COL, TIME_COL, PanelMeta  # noqa: E402
 from forecasting.training.config import TrainConfig, load_config  # noqa: E402
+from forecasting.training.intervals import covered  # noqa: E402
 from forecasting.training.pipeline import TrainResult, fit  # noqa: E402
 
 __all__ = ["draw_windows", "score", "main"]
@@ -56,11 +63,10 @@ SHORTEST, LONGEST = 48, 126
 """Training months of a window (4 to 10.5 years)."""
 US_EMPLOYMENT = 60
 """us_employment series drawn per seed (of 148: the pool stays balanced across sources)."""
-LEVELS = (50, 80, 95, 99)
-REFS = ("SeasonalNaive", "AutoETS", "AutoTheta", "AutoCES")
+REFS = QUICK_REFERENCES
+"""SeasonalNaive, AutoETS, AutoTheta, AutoCES (the references give their mean too)."""
 SOURCES = ("singles", "us_employment", "pbs")
 """The suite's panels whose bottom series make the pool."""
-COMBINATION = "Combination"
 
 
 def _series(panel: SuitePanel, source: str) -> Iterator[tuple[str, list, np.ndarray]]:
@@ -144,15 +150,8 @@ def score(
         )
     chosen = result.selection.select(ID_COL, "model")
     per_series = m.join(chosen, on=ID_COL, how="left").with_columns(source.alias("source"))
-    y = pl.col(TARGET_COL)
     hits = df.select(
-        ID_COL,
-        source.alias("source"),
-        "step",
-        *[
-            ((y >= pl.col(f"lo_{lv}")) & (y <= pl.col(f"hi_{lv}"))).alias(f"in_{lv}")
-            for lv in LEVELS
-        ],
+        ID_COL, source.alias("source"), "step", *[covered(lv).alias(f"in_{lv}") for lv in LEVELS]
     )
     return per_series, hits
 
@@ -202,11 +201,10 @@ def main(argv: list[str] | None = None) -> int:
             (pl.lit(f"{ROOT_ID}/") + pl.col("series")).alias(ID_COL), TIME_COL, TARGET_COL
         )
         refs, ref_s = references(train, REFS, args.horizon)
-        refs = refs.with_columns(pl.mean_horizontal(*FINAL).alias(COMBINATION))
         s, h = score(result, train, test, refs)
         scores.append(s.with_columns(pl.lit(seed).alias("seed")))
         hits.append(h.with_columns(pl.lit(seed).alias("seed")))
-        bare = sum(ref_s[a] for a in FINAL) + ref_s["SeasonalNaive"]
+        bare = sum(ref_s.values())
         times.append(
             {
                 "seed": seed,

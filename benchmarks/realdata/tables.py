@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from forecasting.data.panel import ID_COL, ROOT_ID, TARGET_COL
+from forecasting.data.panel import ID_COL, ROOT_ID
 from forecasting.reliability import budget_probabilities
+from forecasting.training.intervals import covered
 
 from .data import SINGLES
 from .protocol import (
@@ -117,8 +118,7 @@ def pbs_levels_table(acc: pl.DataFrame) -> pl.DataFrame:
 
 def _covered(df: pl.DataFrame) -> list[pl.Expr]:
     lv = [lv for lv in LEVELS if f"lo_{lv}" in df.columns]
-    y = pl.col(TARGET_COL)
-    return [((y >= pl.col(f"lo_{v}")) & (y <= pl.col(f"hi_{v}"))).mean().alias(f"{v}%") for v in lv]
+    return [covered(v).mean().alias(f"{v}%") for v in lv]
 
 
 def coverage_tables(fc: pl.DataFrame, order: list[str]) -> dict[str, pl.DataFrame]:

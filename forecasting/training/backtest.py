@@ -13,6 +13,7 @@ import polars as pl
 from utilsforecast.evaluation import evaluate
 from utilsforecast.losses import bias, mase, rmsse, smape
 
+from forecasting.calendar import month_index_expr
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
 from forecasting.training.config import Metric
 from forecasting.training.models import SEASON
@@ -129,10 +130,9 @@ def disjoint_windows(cv: pl.DataFrame) -> dict[str, int]:
     """
     if cv.is_empty():
         return {}
-    month = pl.col("cutoff").dt.year() * 12 + pl.col("cutoff").dt.month()
     per = (
         cv.group_by(ID_COL, "cutoff")
-        .agg(month.first().alias("_m"), pl.len().alias("_h"))
+        .agg(month_index_expr(pl.col("cutoff")).first().alias("_m"), pl.len().alias("_h"))
         .group_by(ID_COL)
         .agg(pl.col("_m").sort(descending=True), pl.col("_h").max())
     )
