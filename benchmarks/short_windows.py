@@ -22,7 +22,9 @@ seven origins a month apart, one window's worth of evidence, which is what this 
 Prints, per seed and pooled: MASE (seasonality 12) of spendcast, each reference and the
 mean of AutoETS, AutoTheta, AutoCES, per source and overall; coverage of spendcast's 50 / 80 /
 95 / 99 % intervals per source and by step (1-6, 7-12, 13-18); the models the selection
-chose; fit and reference seconds and peak memory. Offline; a missing source is skipped.
+chose; fit and reference seconds and peak memory. ``--out FILE.parquet`` keeps one row per
+window (seed, series, source, training months, the model chosen, every method's MASE) for a
+closer look. Offline; a missing source is skipped.
 """
 
 from __future__ import annotations
@@ -51,7 +53,14 @@ from realdata.protocol import (  # noqa: E402
 )
 from realdata.runs import REFERENCE_CACHE, peak_memory_mb, references  # noqa: E402
 
-from forecasting.data.panel import ID_COL, ROOT_ID, TARGET_COL, TIME_COL, PanelMeta  # noqa: E402
+from forecasting.data.panel import (  # noqa: E402
+    ID_COL,
+    ROOT_ID,
+    TARGET_COL,
+    TIME_COL,
+    PanelMeta,
+    atomic_path,
+)
 from forecasting.training.config import TrainConfig, load_config  # noqa: E402
 from forecasting.training.intervals import covered  # noqa: E402
 from forecasting.training.pipeline import TrainResult, fit  # noqa: E402
@@ -175,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sources", default=",".join(SOURCES), help=f"subset of {','.join(SOURCES)} (all)"
     )
+    ap.add_argument(
+        "--out",
+        help="parquet file of one row per window: seed, series, source, training months, "
+        "the model chosen, the MASE of spendcast and of every reference",
+    )
     args = ap.parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
     if args.reference_cache:
@@ -202,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         refs, ref_s = references(train, REFS, args.horizon)
         s, h = score(result, train, test, refs)
+        s = s.join(train.group_by(ID_COL).agg(pl.len().alias("months")), on=ID_COL, how="left")
         scores.append(s.with_columns(pl.lit(seed).alias("seed")))
         hits.append(h.with_columns(pl.lit(seed).alias("seed")))
         bare = sum(ref_s.values())
@@ -247,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         .sort("n", descending=True)
     )
     console.print(_table("chosen model: its windows' MASE, and the combination's", chosen))
+    if args.out:
+        with atomic_path(args.out) as tmp:
+            sc.select("seed", ID_COL, "source", "months", "model", *methods).sort(
+                "seed", ID_COL
+            ).write_parquet(tmp)
+        console.print(f"one row per window in {args.out}")
     mem = peak_memory_mb()
     console.print(_table("time (s) and ratio to bare statsforecast", pl.DataFrame(times)))
     own, worker = mem["peak_rss_mb"], mem["children_peak_rss_mb"]

