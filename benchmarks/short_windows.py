@@ -65,7 +65,7 @@ from forecasting.training.config import TrainConfig, load_config  # noqa: E402
 from forecasting.training.intervals import covered  # noqa: E402
 from forecasting.training.pipeline import TrainResult, fit  # noqa: E402
 
-__all__ = ["draw_windows", "score", "main"]
+__all__ = ["METHODS", "draw_windows", "score", "main"]
 
 HORIZON = 18
 SHORTEST, LONGEST = 48, 126
@@ -76,6 +76,8 @@ REFS = QUICK_REFERENCES
 """SeasonalNaive, AutoETS, AutoTheta, AutoCES (the references give their mean too)."""
 SOURCES = ("singles", "us_employment", "pbs")
 """The suite's panels whose bottom series make the pool."""
+METHODS = ("spendcast", *REFS, COMBINATION)
+"""Every method scored: spendcast, each reference, their mean."""
 
 
 def _series(panel: SuitePanel, source: str) -> Iterator[tuple[str, list, np.ndarray]]:
@@ -146,13 +148,12 @@ def score(
         ID_COL, TIME_COL, pl.col("mean").alias("spendcast"), *bounds
     )
     df = test.join(fc, on=[ID_COL, TIME_COL]).join(refs, on=[ID_COL, TIME_COL])
-    methods = ["spendcast", *REFS, COMBINATION]
     source = pl.col(ID_COL).str.strip_prefix(f"{ROOT_ID}/").str.split(":").list.first()
     with quiet():
         m = pl.DataFrame(
             mase(
-                df.select(ID_COL, TIME_COL, TARGET_COL, *methods),
-                models=methods,
+                df.select(ID_COL, TIME_COL, TARGET_COL, *METHODS),
+                models=list(METHODS),
                 seasonality=SEASON,
                 train_df=train,
             )
@@ -233,8 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             f"seed {seed}: {s.height} windows, fit {fit_s:.1f} s, references {bare:.1f} s"
         )
     sc, hi = pl.concat(scores), pl.concat(hits)
-    methods = ["spendcast", *REFS, COMBINATION]
-    mean = [pl.col(m).mean().round(4) for m in methods]
+    mean = [pl.col(m).mean().round(4) for m in METHODS]
     by_seed = sc.group_by("seed").agg(pl.len().alias("n"), *mean).sort("seed")
     pooled = sc.select(pl.lit(None, pl.Int64).alias("seed"), pl.len().alias("n"), *mean)
     mase_t = pl.concat([by_seed, pooled], how="vertical_relaxed").with_columns(
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(_table("chosen model: its windows' MASE, and the combination's", chosen))
     if args.out:
         with atomic_path(args.out) as tmp:
-            sc.select("seed", ID_COL, "source", "months", "model", *methods).sort(
+            sc.select("seed", ID_COL, "source", "months", "model", *METHODS).sort(
                 "seed", ID_COL
             ).write_parquet(tmp)
         console.print(f"one row per window in {args.out}")

@@ -73,7 +73,7 @@ def test_a_run_on_one_source_prints_its_tables(
     assert set(rows["source"]) == {"singles"} and set(rows["seed"]) == {0}
     assert rows["months"].is_between(bench.SHORTEST, bench.LONGEST).all()
     assert rows["model"].null_count() == 0
-    methods = ["spendcast", *bench.REFS, bench.COMBINATION]
+    methods = list(bench.METHODS)
     assert rows.select(pl.all_horizontal(pl.col(methods).is_finite())).to_series().all()
     # the printed pooled MASE is the mean of the rows'
     assert f"{round(rows['spendcast'].mean(), 4):.3f}" in out
