@@ -13,6 +13,9 @@ Files in a bundle directory:
 ``series.parquet``     ``unique_id, level, parent, last_ds, model, mase, smape, coverage_<L>``
                        , ``fallback_reason`` (null when the chosen model ran normally),
                        ``members`` (an ensemble's models, comma-separated; null otherwise),
+                       ``monitor_model`` and ``monitor_members``: the model monitoring
+                       judges with and its members (``TrainConfig.monitor_model``; absent
+                       in bundles trained before it: ``model`` and ``members``),
                        ``label`` (display label, :mod:`forecasting.data.labels`; absent in
                        bundles trained before labels: the service then shows the last member),
                        ``min_cell`` (smallest monthly count of acts; null without counts)
@@ -22,7 +25,9 @@ Files in a bundle directory:
 ``paths.npz``          ``values`` float32 (n_series, n_paths, horizon), row order = ``ids``;
                        coherent across the hierarchy (parents are sums of children)
 ``insample.parquet``   ``unique_id, ds, y, fitted, lo_<L>, hi_<L>`` one-step in-sample fits
-``backtest.parquet``   ``unique_id, ds, cutoff, h, y, yhat`` of the chosen model per window
+``backtest.parquet``   ``unique_id, ds, cutoff, h, y, yhat, yhat_monitor`` per window: ``yhat``
+                       the chosen model's, ``yhat_monitor`` the monitoring model's (absent
+                       in bundles trained before it)
 ``completion.parquet`` optional (care basis): ``unique_id, age, paid_share, paid_share_sd``
 ``adjustments.parquet`` optional: ``unique_id, ds, y, adjusted, reason``: exceptional months
                        replaced before fitting (the history keeps their values)

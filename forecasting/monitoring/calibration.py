@@ -1,7 +1,8 @@
 """One-step calibration of judged intervals, and the tail score of a judged value.
 
 **Calibration** (split conformal, one step ahead). The training backtest fits each series'
-model once and updates its state month by month with fixed parameters (statsforecast
+monitoring model (:func:`judged_backtest`; by default the combination, whatever the selection
+gave planners) once and updates its state month by month with fixed parameters (statsforecast
 ``refit=False``), which is exactly what one-step judging does (``forward`` on the known
 months), so its ``h = 1`` rows are honest one-step errors: each series' scale is the mean of
 its absolute one-step backtest errors. For a series whose values and forecasts are all
@@ -44,6 +45,7 @@ from forecasting.training.models import SEASON
 __all__ = [
     "Calibration",
     "calibrate",
+    "judged_backtest",
     "z_score",
     "normal_tail_probability",
     "tail_probability",
@@ -108,16 +110,26 @@ class Calibration:
 def calibrate(bundle: Bundle) -> Calibration:
     """The one-step calibration of a bundle (module docstring)."""
     insample, ins_scales = _insample_residuals(bundle)
-    profile = _step_profile(bundle)
-    pooled, scales, relative = _backtest_onestep(bundle.backtest)
+    bt = judged_backtest(bundle.backtest)
+    profile = _step_profile(bt, bundle.meta.horizon)
+    pooled, scales, relative = _backtest_onestep(bt)
     if pooled.size >= _MIN_POOL:
-        _, absolute, _ = _backtest_onestep(bundle.backtest, relative=False)
+        _, absolute, _ = _backtest_onestep(bt, relative=False)
         typical = _typical_ratio(absolute, ins_scales)
         for u, sc in ins_scales.items():
             scales.setdefault(u, sc * typical)
         return Calibration(np.sort(pooled), scales, profile, frozenset(relative))
-    ratio = _backtest_ratio(bundle.backtest, ins_scales)
+    ratio = _backtest_ratio(bt, ins_scales)
     return Calibration(insample, {u: v * ratio for u, v in ins_scales.items()}, profile)
+
+
+def judged_backtest(bt: pl.DataFrame) -> pl.DataFrame:
+    """The backtest rows of the model monitoring judges with, as ``yhat``: the bundle's
+    ``yhat_monitor`` (``TrainConfig.monitor_model``); bundles before it judged with the
+    selected model, whose rows are ``yhat``."""
+    if "yhat_monitor" not in bt.columns:
+        return bt
+    return bt.with_columns(pl.col("yhat_monitor").alias("yhat")).drop("yhat_monitor")
 
 
 def _backtest_onestep(
@@ -207,14 +219,13 @@ def _backtest_ratio(bt: pl.DataFrame, scales: Mapping[str, float]) -> float:
     return max(float(np.mean(std)), 1.0) if len(std) >= 5 else 1.0
 
 
-def _step_profile(bundle: Bundle) -> np.ndarray:
+def _step_profile(bt: pl.DataFrame, horizon: int) -> np.ndarray:
     """Growth of backtest errors with the step ahead (``profile[0] == 1``, non-decreasing)."""
-    bt = bundle.backtest
     if bt.is_empty() or "h" not in bt.columns:
         return np.ones(1)
     from forecasting.training.backtest import horizon_profile
 
-    g = horizon_profile(bt, bundle.meta.horizon)
+    g = horizon_profile(bt, horizon)
     return g / g[0] if g.size and g[0] > 0 else np.ones(1)
 
 

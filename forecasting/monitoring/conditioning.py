@@ -1,8 +1,10 @@
-"""One-step-ahead conditioning: a series' chosen model refitted, updated on known months.
+"""One-step-ahead conditioning: a series' monitoring model refitted, updated on known months.
 
 A model trained up to month ``T`` judges ``T+k`` with a k-step interval. When the values of
 ``T+1 .. T+j`` are known, the judgement of ``T+k`` (``k > j``) is conditioned on them: the
-series' chosen model (the members of an ensemble, combined the same way by
+series' monitoring model (``monitor_model`` of ``series.parquet``, by default the combination
+whatever the selection gave planners, see ``TrainConfig.monitor_model``; the selected model in
+bundles trained before it; the members of an ensemble, combined the same way by
 :func:`forecasting.training.models.combine`) is fitted once on the training history as
 training fitted it (exceptional months adjusted) — training stores the state of its own final
 fits in the bundle (:func:`fitted_states`, :mod:`forecasting.fitted_state`); a bundle without
@@ -264,10 +266,10 @@ def conditioner(
     and, when training stored them, its fitted models (``fitted``); ``fitted_on``: the
     training values with exceptional months adjusted (see :class:`Conditioner`)."""
     candidates = [m for m in meta.models if ensemble_kind(m) is None]
-    model = str(info.get("model") or "")
+    model, listed = _judged_by(info)
     uid = str(info.get("unique_id"))
     return Conditioner(
-        members=_members(model, info.get("members"), candidates),
+        members=_members(model, listed, candidates),
         kind=ensemble_kind(model) or "mean",
         calendar=_french_calendar(meta.config) and "AutoARIMA" in candidates,
         history_y=history_y,
@@ -276,6 +278,16 @@ def conditioner(
         stored=functools.partial(fitted.get, uid) if fitted is not None else None,
         fitted_on=fitted_on,
     )
+
+
+def _judged_by(info: Mapping[str, object]) -> tuple[str, object]:
+    """The model monitoring judges a series with and its listed members: ``monitor_model``
+    and ``monitor_members`` of ``series.parquet`` (``TrainConfig.monitor_model``); bundles
+    trained before them judge with the selected ``model`` and its ``members``."""
+    judged = info.get("monitor_model")
+    if judged:
+        return str(judged), info.get("monitor_members")
+    return str(info.get("model") or ""), info.get("members")
 
 
 def _members(model: str, listed: object, candidates: list[str]) -> tuple[str, ...]:

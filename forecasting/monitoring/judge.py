@@ -36,12 +36,14 @@ judged interval (:func:`~forecasting.monitoring.calibration.normal_tail_probabil
 ``score < 1 - level/100`` exactly when the value is outside the bounds; for the fallback
 series it comes from the sample paths at that month, or from the widest stored interval.
 
-**Expected value**: the series' own model (the chosen one, or the ensemble's members combined)
-forecasts the month from its training end, or conditioned on the known months before it
-(below): the model whose backtest errors calibrate the bounds, not the stored forecast,
-which reconciliation moved so that the hierarchy adds up (that one is the planners' number,
-``GET /v1/forecast``). Series without a refittable model (degenerate series, hand-built
-bundles) are judged around the stored forecast.
+**Expected value**: the series' monitoring model (``TrainConfig.monitor_model``: by default
+the combination, the ensemble's members combined, whatever the selection gave planners; in
+bundles trained before it, the selected model) forecasts the month from its training end,
+or conditioned on the known months before it (below): the model whose backtest errors
+calibrate the bounds, not the stored forecast, which reconciliation moved so that the
+hierarchy adds up (that one is the planners' number, ``GET /v1/forecast``). Series without
+a refittable model (degenerate series, hand-built bundles) are judged around the stored
+forecast.
 
 **One-step-ahead judging.** The contiguous run of known months right after the training end
 (``stored`` in the service, or earlier in the same request; a missing month stops it)

@@ -21,6 +21,7 @@ __all__ = [
     "Reconciler",
     "SelectionRule",
     "Calendar",
+    "MonitorModel",
 ]
 
 CANDIDATES = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta", "AutoCES")
@@ -34,6 +35,8 @@ Reconciler = Literal["mint_shrink", "wls_var", "bottom_up", "ols", "wls_struct",
 _DEFAULT_ENSEMBLES: tuple[EnsembleKind, ...] = ("median",)
 SelectionRule = Literal["evidence", "best"]
 """``evidence``: the combination unless a candidate clearly beats it; ``best``: the top rank."""
+MonitorModel = Literal["combination", "selected"]
+"""What one-step monitoring judges with: the combination, or the model selected for planners."""
 Calendar = Literal["auto", "france", "none"]
 """Whose calendar the data follows: ``auto`` is France for Open DAMIR and legacy files."""
 
@@ -59,6 +62,11 @@ class TrainConfig(BaseModel):
             for a single candidate to replace the combination (windows a month apart overlap:
             twelve of them a year are about one window of evidence); a backtest of a single
             window (a series of 25 to 36 months) is exempt.
+        monitor_model: the model monitoring judges each month with, one step ahead:
+            ``combination`` (default): the combination (the first ensemble) for every series
+            with a backtest, whatever the selection gave planners; ``selected``: each
+            series' selected model. The selection is made on 12-month windows and says
+            nothing about one-step accuracy; a SeasonalNaive pick ignores the latest level.
         calendar: ``auto`` (France for Open DAMIR and legacy panels, none for tidy files),
             ``france`` or ``none``; a French calendar gives AutoARIMA the working days per
             month as regressor and declares the known events (lockdowns) of
@@ -95,6 +103,7 @@ class TrainConfig(BaseModel):
     selection_margin: float = Field(0.05, ge=0.0, lt=1.0)
     selection_wins: float = Field(0.6, ge=0.0, le=1.0)
     selection_windows: int = Field(2, ge=1, le=120)
+    monitor_model: MonitorModel = "combination"
     calendar: Calendar = "auto"
     calendar_arima: bool = True
     adjust_outliers: bool = True

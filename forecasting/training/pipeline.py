@@ -381,6 +381,7 @@ def _select(cv: pl.DataFrame, prep: _Prepared, config: TrainConfig) -> Selection
         margin=config.selection_margin,
         wins=config.selection_wins,
         min_windows=config.selection_windows,
+        monitor=config.monitor_model,
     )
 
 
@@ -465,7 +466,13 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
         series=add_labels(
             panel_rules.series_columns(
                 series_frame(
-                    prep.hier, sel.table, run.iv.backtest, prep.last_ds, levels, sel.top_k
+                    prep.hier,
+                    sel.table,
+                    run.iv.backtest,
+                    prep.last_ds,
+                    levels,
+                    sel.top_k,
+                    sel.monitor,
                 ),
                 run.panel,
                 run.meta,
@@ -475,7 +482,7 @@ def _result(run: _Run, timings: dict[str, float]) -> TrainResult:
         path_ids=list(prep.hier.ids),
         paths=run.paths,
         insample=run.base.insample,
-        backtest=backtest_frame(run.iv.backtest),
+        backtest=backtest_frame(run.iv.backtest, sel.cv, sel.monitor),
         completion=prep.completion,
         adjustments=prep.adjustments,
     )

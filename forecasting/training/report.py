@@ -101,8 +101,11 @@ def series_frame(
     last_ds: dict[str, dt.date],
     levels: list[int],
     top_k: dict[str, list[str]],
+    monitor: dict[str, str] | None = None,
 ) -> pl.DataFrame:
-    """One row per series; ``members`` lists an ensemble's models (comma-separated)."""
+    """One row per series; ``members`` lists an ensemble's models (comma-separated);
+    ``monitor_model`` and ``monitor_members`` name the model monitoring judges with
+    (``monitor``: series -> model; the selected one where it has none)."""
     base = pl.DataFrame(
         {
             ID_COL: hier.ids,
@@ -112,15 +115,23 @@ def series_frame(
         },
         schema={ID_COL: pl.String, "level": pl.String, "parent": pl.String, "last_ds": pl.Date},
     )
-    members = {
-        u: ",".join(sorted(top_k[u]))
-        for u, model in selection.select(ID_COL, "model").iter_rows()
-        if ensemble_kind(model) is not None and u in top_k
-    }
+    picked = dict(selection.select(ID_COL, "model").iter_rows())
+    judged = picked | (monitor or {})
+
+    def members_of(models: dict[str, str]) -> pl.Expr:
+        listed = {
+            u: ",".join(sorted(top_k[u]))
+            for u, model in models.items()
+            if ensemble_kind(model) is not None and u in top_k
+        }
+        return pl.col(ID_COL).replace_strict(listed, default=None, return_dtype=pl.String)
+
     sel = selection.select(ID_COL, "model", "mase", "smape", "fallback_reason").with_columns(
+        members_of(picked).alias("members"),
         pl.col(ID_COL)
-        .replace_strict(members, default=None, return_dtype=pl.String)
-        .alias("members")
+        .replace_strict(judged, default=None, return_dtype=pl.String)
+        .alias("monitor_model"),
+        members_of(judged).alias("monitor_members"),
     )
     cov_cols = [f"coverage_{lv}" for lv in levels]
     if bt.height:
@@ -146,21 +157,39 @@ def series_frame(
             *cov_cols,
             "fallback_reason",
             "members",
+            "monitor_model",
+            "monitor_members",
         )
     )
 
 
-def backtest_frame(bt: pl.DataFrame) -> pl.DataFrame:
-    """The bundle's ``unique_id, ds, cutoff, h, y, yhat`` backtest rows."""
-    if bt.height:
-        return bt.select(ID_COL, TIME_COL, "cutoff", "h", TARGET_COL, "yhat")
-    return pl.DataFrame(
-        schema={
-            ID_COL: pl.String,
-            TIME_COL: pl.Date,
-            "cutoff": pl.Date,
-            "h": pl.Int64,
-            TARGET_COL: pl.Float64,
-            "yhat": pl.Float64,
-        }
+def backtest_frame(
+    bt: pl.DataFrame, cv: pl.DataFrame | None = None, monitor: dict[str, str] | None = None
+) -> pl.DataFrame:
+    """The bundle's ``unique_id, ds, cutoff, h, y, yhat, yhat_monitor`` backtest rows:
+    ``yhat`` the chosen model's (``bt``), ``yhat_monitor`` the monitoring model's (``monitor``:
+    series -> model, read from every model's rows ``cv``; ``yhat`` without them)."""
+    if not bt.height:
+        return pl.DataFrame(
+            schema={
+                ID_COL: pl.String,
+                TIME_COL: pl.Date,
+                "cutoff": pl.Date,
+                "h": pl.Int64,
+                TARGET_COL: pl.Float64,
+                "yhat": pl.Float64,
+                "yhat_monitor": pl.Float64,
+            }
+        )
+    out = bt.select(ID_COL, TIME_COL, "cutoff", "h", TARGET_COL, "yhat")
+    if cv is None or not monitor:
+        return out.with_columns(pl.col("yhat").alias("yhat_monitor"))
+    judged = pl.lit(None, pl.Float64)
+    for m in sorted(set(monitor.values()) & set(cv.columns)):
+        ids = [u for u, v in monitor.items() if v == m]
+        judged = pl.when(pl.col(ID_COL).is_in(ids)).then(pl.col(m)).otherwise(judged)
+    keys = [ID_COL, TIME_COL, "cutoff"]
+    rows = cv.select(*keys, judged.cast(pl.Float64).alias("yhat_monitor"))
+    return out.join(rows, on=keys, how="left").with_columns(
+        pl.col("yhat_monitor").fill_null(pl.col("yhat"))
     )

@@ -23,6 +23,13 @@ Two rules (``TrainConfig.selection``):
 
 Degenerate series keep the fallback named by their preparation (``fallbacks``). The
 selection table has one row per series either way.
+
+Monitoring judges with its own model (``TrainConfig.monitor_model``): by default the
+combination for every series with a backtest, whatever the rule gave planners. The rule weighs
+12-month windows; one-step judging needs a model that follows the latest months, and the
+evidence for a single model's 12-month forecasts says little about that (measured on the
+real-data suite: judged around the selected models, PBS raised false alarms on 2.7 % of its
+clean months at level 99; around the combination, 1.8 %).
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from forecasting.training.backtest import (
     score,
     window_losses,
 )
-from forecasting.training.config import Metric, SelectionRule
+from forecasting.training.config import Metric, MonitorModel, SelectionRule
 from forecasting.training.models import add_ensembles, ensemble_alias
 
 __all__ = ["Selection", "select"]
@@ -55,6 +62,8 @@ class Selection:
         scores: ``unique_id, hierarchy_level, model, <metrics>`` of every candidate/ensemble.
         chosen: series -> chosen model (series with a backtest only).
         top_k: series -> its ``ensemble_k`` best candidates (an ensemble's members).
+        monitor: series -> the model one-step monitoring judges with (series with a
+            backtest only; see the module docstring).
         table: ``unique_id, hierarchy_level, model, <metrics>, fallback_reason``, every series.
     """
 
@@ -63,6 +72,7 @@ class Selection:
     chosen: dict[str, str]
     top_k: dict[str, list[str]]
     table: pl.DataFrame
+    monitor: dict[str, str]
 
 
 def _top_k(
@@ -89,6 +99,7 @@ def select(
     margin: float = 0.0,
     wins: float = 0.0,
     min_windows: int = 1,
+    monitor: MonitorModel = "combination",
 ) -> Selection:
     """Score the backtest, add the ensembles, choose each series' model and build the table.
 
@@ -106,6 +117,8 @@ def select(
         wins: ``evidence``: share of windows a candidate must win against the combination.
         min_windows: ``evidence``: fewest non-overlapping backtest windows a series needs for
             a single candidate to be chosen.
+        monitor: ``combination``: monitoring judges every series with a backtest with the
+            first ensemble (when there is one); ``selected``: with the chosen model.
     """
     if cv.is_empty():
         scores = pl.DataFrame(
@@ -113,6 +126,7 @@ def select(
         )
         chosen = pl.DataFrame(schema={ID_COL: pl.String, "model": pl.String})
         members: dict[str, list[str]] = {}
+        aliases: list[str] = []
     else:
         cv = cv.sort(ID_COL, "cutoff", TIME_COL)
         scores = score(cv, candidates, train)
@@ -126,12 +140,15 @@ def select(
             chosen = _by_evidence(cv, candidates, aliases[0], metric, margin, wins, min_windows)
         members = _top_k(scores, candidates, metric, ensemble_k)
     scores = _with_level(scores, level_of).select(ID_COL, "hierarchy_level", "model", *METRIC_NAMES)
+    picked = dict(zip(chosen[ID_COL].to_list(), chosen["model"].to_list(), strict=True))
+    judge = aliases[0] if monitor == "combination" and aliases else None
     return Selection(
         cv=cv,
         scores=scores,
-        chosen=dict(zip(chosen[ID_COL].to_list(), chosen["model"].to_list(), strict=True)),
+        chosen=picked,
         top_k=members,
         table=_table(chosen, scores, fallbacks, level_of),
+        monitor={u: judge or m for u, m in picked.items()},
     )
 
 

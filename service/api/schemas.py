@@ -121,7 +121,12 @@ class SeriesPublic(BaseModel):
     level: str | None = None
     parent: str | None = None
     last_ds: dt.date | None = None
-    model: str | None = None
+    model: str | None = Field(None, description="The model of the planners' forecast.")
+    monitor_model: str | None = Field(
+        None,
+        description="The model monitoring judges the series with, one step ahead: the "
+        "combination by default, whatever planners got (null in models trained before it).",
+    )
     mase: float | None = None
     smape: float | None = None
     fallback_reason: str | None = None

@@ -28,6 +28,8 @@ def test_serves_the_registered_champion(make_client, which, request):
     assert m["horizon"] == bundle.meta.horizon and m["levels"] == bundle.meta.levels
     series = c.get("/v1/series").json()
     assert series["count"] == len(bundle.ids)
+    served = {r["unique_id"]: r["monitor_model"] for r in series["series"]}
+    assert served == dict(bundle.series.select("unique_id", "monitor_model").iter_rows())
     uid = bundle.ids[1]
     f = c.get("/v1/forecast", params={"unique_id": uid}).json()
     ref = bundle.forecast([uid])

@@ -21,7 +21,16 @@ def _public(row: dict[str, Any]) -> SeriesPublic:
         for k, v in row.items()
         if k.startswith("coverage_")
     }
-    known = {"unique_id", "label", "level", "parent", "last_ds", "model", "fallback_reason"}
+    known = {
+        "unique_id",
+        "label",
+        "level",
+        "parent",
+        "last_ds",
+        "model",
+        "monitor_model",
+        "fallback_reason",
+    }
     out: dict[str, Any] = {k: row.get(k) for k in known}
     for k in ("mase", "smape"):
         v = row.get(k)
@@ -35,8 +44,8 @@ def list_series(
     model: ModelDep,
     level: str | None = Query(None, description="Only series of this hierarchy level."),
 ) -> SeriesList:
-    """Id, display label, level, parent, last observed month, chosen model, backtest MASE and
-    coverage.
+    """Id, display label, level, parent, last observed month, chosen model, the model
+    monitoring judges it with, backtest MASE and coverage.
 
     Withheld series are not listed: a series with a month under the privacy threshold of
     acts (its amounts are in its parent's ``autres``), or the total of a flat panel."""

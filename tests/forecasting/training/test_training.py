@@ -59,7 +59,7 @@ def test_result_is_complete(trained: tuple[pl.DataFrame, PanelMeta, TrainResult]
     assert b.paths.shape == (n, 60, 6) and b.path_ids == hier.ids
     assert set(b.series["unique_id"]) == set(hier.ids)
     assert {"unique_id", "ds", "y", "fitted", "lo_80", "hi_95"} <= set(b.insample.columns)
-    assert b.backtest.columns == ["unique_id", "ds", "cutoff", "h", "y", "yhat"]
+    assert b.backtest.columns == ["unique_id", "ds", "cutoff", "h", "y", "yhat", "yhat_monitor"]
     # 48 months: first fit on 29 (60 %), 6-month windows one month apart -> 14 cutoffs of 25
     assert res.cv["cutoff"].n_unique() == 48 - 29 - 6 + 1
     assert {"SeasonalNaive", "AutoETS", "Ensemble-mean", "Ensemble-median"} <= set(res.cv.columns)
