@@ -264,7 +264,7 @@ def _judge_one(
     if own is None:  # unconditioned: the model's own forecasts from the training end
         j = 0
         own = cond.forecast(())
-    # the series' own model, whose one-step errors calibrate the bounds; the stored
+    # the series' monitoring model, whose one-step errors calibrate the bounds; the stored
     # (reconciled) forecast only for a series without a refittable model
     mean = level.apply(float(own[k - j] if own is not None else s.mean[k]))
     lo, hi, one_step = _bounds(ctx, s, mean, k, j)

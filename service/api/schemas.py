@@ -402,8 +402,9 @@ class JudgementPublic(BaseModel):
     level: int
     expected: float | None = Field(
         None,
-        description="The series' own model's forecast of the month, conditioned on the known "
-        "months before it: the centre of the bounds (not the reconciled /v1/forecast mean).",
+        description="The series' monitoring model's forecast of the month (its monitor_model "
+        "in /v1/series), conditioned on the known months before it: the centre of the bounds "
+        "(not the reconciled /v1/forecast mean).",
     )
     lo: float | None = None
     hi: float | None = None

@@ -39,20 +39,24 @@ def detect(
 ) -> DetectResponse:
     """Judge each observation against the model at ``level`` (default 99) and store both.
 
-    **Expected** is the series' own model's forecast of the month (the model whose backtest
-    errors calibrate the bounds), not the reconciled planners' forecast of ``/v1/forecast``,
-    which can differ from it so that the hierarchy adds up.
+    **Expected** is the forecast of the month by the series' monitoring model (its
+    ``monitor_model`` in ``/v1/series``: the combination by default, whatever model the
+    planners' forecast uses; the model whose backtest errors calibrate the bounds), not the
+    reconciled planners' forecast of ``/v1/forecast``, which can differ from it so that the
+    hierarchy adds up.
 
     **One step ahead.** Months after the model's training end that are already stored (latest
     revision) or earlier in this request condition the expectation of later months: the
-    series' chosen model is updated on them (statsforecast ``forward``, parameters fixed), so
+    series' monitoring model is updated on them (statsforecast ``forward``, parameters fixed), so
     each month is judged one step after the last known one (``conditioned_on`` months, listed
     in ``conditioning``). A month that is itself flagged conditions later months with its
     expectation, not its value.
 
-    **Bounds** are split-conformal: the series' one-step in-sample residual scale times the
-    pooled quantile of standardised residuals at ``level``, enlarged by the backtest ratio of
-    out-of-sample to in-sample one-step errors (and by the step-ahead profile after a gap).
+    **Bounds** are split-conformal: the series' mean one-step backtest error of that model
+    (relative to the expectation for a positive series) times the quantile at ``level`` of the
+    ratios of later to earlier one-step errors pooled over the series (grown by the
+    step-ahead profile after a gap); a series with too short a backtest takes its in-sample
+    one-step scale times the typical backtest-to-in-sample ratio.
 
     **Score** is the two-sided tail probability of ``y`` under a normal predictive
     distribution fitted to that interval (``2 (1 - Phi(|y - expected| / sigma))``; small =
