@@ -57,6 +57,7 @@ __all__ = [
     "Calibration",
     "Intervals",
     "backtest_intervals",
+    "chosen_rows",
     "covered",
     "coverage",
     "HALF_LIFE",
@@ -142,9 +143,10 @@ def coverage(df: pl.DataFrame, level: int) -> float:
     return 0.0 if value is None else float(value)
 
 
-def _chosen_frame(cv: pl.DataFrame, chosen: dict[str, str], levels: list[int]) -> pl.DataFrame:
-    """Backtest rows of each series' chosen model: ``yhat``, ``h`` and the model's bounds
-    ``mlo_L``, ``mhi_L`` (null for an ensemble or without model bounds)."""
+def chosen_rows(cv: pl.DataFrame, chosen: dict[str, str], levels: list[int]) -> pl.DataFrame:
+    """Backtest rows of each series' model (``chosen``: series -> model): ``yhat``, ``h`` and
+    the model's bounds ``mlo_L``, ``mhi_L`` at ``levels`` (null for an ensemble or without
+    model bounds)."""
     parts = []
     for m in sorted(set(chosen.values())):
         ids = [u for u, v in chosen.items() if v == m]
@@ -198,7 +200,7 @@ def backtest_intervals(
         horizon: the forecast horizon: half-widths cover it even when every backtest
             horizon was capped by short histories (default: the backtest's longest step).
     """
-    bt = _chosen_frame(cv, chosen, levels)
+    bt = chosen_rows(cv, chosen, levels)
     model_cols = [f"m{s}_{lv}" for lv in levels for s, _ in _SIDES]
     profile = horizon_profile(bt, horizon)
     cal, halves = _calibrate(bt, profile, levels, naive_scales or {}, list(chosen))

@@ -13,7 +13,7 @@ from forecasting.bundle import parent_id
 from forecasting.data.panel import ID_COL, TARGET_COL, TIME_COL
 from forecasting.training.backtest import METRIC_NAMES
 from forecasting.training.hierarchy import Hierarchy
-from forecasting.training.intervals import coverage, covered
+from forecasting.training.intervals import chosen_rows, coverage, covered
 from forecasting.training.models import ensemble_kind
 
 __all__ = ["coverage_table", "run_metrics", "series_frame", "backtest_frame"]
@@ -101,7 +101,7 @@ def series_frame(
     last_ds: dict[str, dt.date],
     levels: list[int],
     top_k: dict[str, list[str]],
-    monitor: dict[str, str] | None = None,
+    monitor: dict[str, str],
 ) -> pl.DataFrame:
     """One row per series; ``members`` lists an ensemble's models (comma-separated);
     ``monitor_model`` and ``monitor_members`` name the model monitoring judges with
@@ -116,7 +116,7 @@ def series_frame(
         schema={ID_COL: pl.String, "level": pl.String, "parent": pl.String, "last_ds": pl.Date},
     )
     picked = dict(selection.select(ID_COL, "model").iter_rows())
-    judged = picked | (monitor or {})
+    judged = picked | monitor
 
     def members_of(models: dict[str, str]) -> pl.Expr:
         listed = {
@@ -163,12 +163,10 @@ def series_frame(
     )
 
 
-def backtest_frame(
-    bt: pl.DataFrame, cv: pl.DataFrame | None = None, monitor: dict[str, str] | None = None
-) -> pl.DataFrame:
+def backtest_frame(bt: pl.DataFrame, cv: pl.DataFrame, monitor: dict[str, str]) -> pl.DataFrame:
     """The bundle's ``unique_id, ds, cutoff, h, y, yhat, yhat_monitor`` backtest rows:
     ``yhat`` the chosen model's (``bt``), ``yhat_monitor`` the monitoring model's (``monitor``:
-    series -> model, read from every model's rows ``cv``; ``yhat`` without them)."""
+    series -> model, read from every model's rows ``cv``)."""
     if not bt.height:
         return pl.DataFrame(
             schema={
@@ -181,15 +179,6 @@ def backtest_frame(
                 "yhat_monitor": pl.Float64,
             }
         )
-    out = bt.select(ID_COL, TIME_COL, "cutoff", "h", TARGET_COL, "yhat")
-    if cv is None or not monitor:
-        return out.with_columns(pl.col("yhat").alias("yhat_monitor"))
-    judged = pl.lit(None, pl.Float64)
-    for m in sorted(set(monitor.values()) & set(cv.columns)):
-        ids = [u for u, v in monitor.items() if v == m]
-        judged = pl.when(pl.col(ID_COL).is_in(ids)).then(pl.col(m)).otherwise(judged)
     keys = [ID_COL, TIME_COL, "cutoff"]
-    rows = cv.select(*keys, judged.cast(pl.Float64).alias("yhat_monitor"))
-    return out.join(rows, on=keys, how="left").with_columns(
-        pl.col("yhat_monitor").fill_null(pl.col("yhat"))
-    )
+    judged = chosen_rows(cv, monitor, []).select(*keys, pl.col("yhat").alias("yhat_monitor"))
+    return bt.select(*keys, "h", TARGET_COL, "yhat").join(judged, on=keys, how="left")
